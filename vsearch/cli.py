@@ -1,0 +1,381 @@
+"""The vsearch command line: parse options, resolve settings, make one library call, render."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from vsearch import config, server
+from vsearch.errors import UsageError, VsearchError
+from vsearch.output import OutputFormat, default_format, render
+from vsearch.records import STDIN, Format
+from vsearch.schema import Algorithm, DataType, Metric, Storage
+
+
+class VsearchGroup(TyperGroup):
+    """Turns every VsearchError into one line on stderr and its exit code, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VsearchError as exc:
+            click.echo(f"vsearch: error: {' '.join(str(exc).split())}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            click.echo("vsearch: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=VsearchGroup,
+    help="Semantic search over your own text and images, with vector indexes in Redis.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+server_app = typer.Typer(cls=VsearchGroup, help="Manage the embedded Redis Stack server.", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+RedisUrl = Annotated[Optional[str], typer.Option(
+    "--redis-url", metavar="URL",
+    help="Redis Stack / Redis 8 server (redis://, rediss://, unix://). Default: $VSEARCH_REDIS_URL, $REDIS_URL, "
+         "else vsearch's embedded server.")]
+Model = Annotated[Optional[str], typer.Option(
+    "--model", metavar="NAME_OR_PATH", help="sentence-transformers text model. Default: the index's, else all-MiniLM-L6-v2.")]
+ImageModel = Annotated[Optional[str], typer.Option(
+    "--image-model", metavar="NAME_OR_PATH",
+    help="Image model: efficientnet-lite0 (a CNN's latent space) or a sentence-transformers CLIP model.")]
+Device = Annotated[Optional[str], typer.Option("--device", help="torch device for the models: cpu, cuda, cuda:1...")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Items the model embeds at once.")]
+OutputFmt = Annotated[Optional[OutputFormat], typer.Option(
+    "--format", "-f", help="Output format. Default: table on a terminal, jsonl in a pipe.")]
+InputFormat = Annotated[Optional[Format], typer.Option(
+    "--format", help="Input format. Default: from the file extension.")]
+
+
+def _settings(**flags: Any) -> config.Settings:
+    return config.resolve(**flags)
+
+
+def _out_format(fmt: OutputFormat | None) -> OutputFormat:
+    return fmt or default_format(sys.stdout)
+
+
+@contextmanager
+def _progress(label: str, total: int | None = None) -> Iterator[Any]:
+    """A progress bar on stderr when a person is watching it; a no-op otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def similarity(
+    query: Annotated[str, typer.Argument(help="The text to compare the candidates with.")],
+    candidates: Annotated[Optional[list[str]], typer.Argument(help="Candidate texts.")] = None,
+    file: Annotated[Optional[str], typer.Option("--file", "-i", metavar="PATH",
+                                                help="Read candidates one a line from PATH, or - for stdin.")] = None,
+    metric: Annotated[Metric, typer.Option(help="cosine and ip: higher is closer; l2 (Euclidean distance): lower is closer.")] = Metric.cosine,
+    top: Annotated[Optional[int], typer.Option("--top", "-k", min=1, help="Show only the best N.")] = None,
+    model: Model = None,
+    device: Device = None,
+    fmt: OutputFmt = None,
+) -> None:
+    """Rank candidate texts by their similarity to a query.
+
+    Example: vsearch similarity "That is a happy person" "That is a very happy person" "Today is a sunny day"
+    """
+    from vsearch.models import load_text_encoder
+    from vsearch.records import read_lines
+    from vsearch.similarity import rank
+
+    texts = list(candidates or [])
+    if file is not None:
+        texts += [r.data["text"] for r in read_lines(file)]
+    if not texts:
+        raise UsageError("give candidates as arguments or with --file PATH (- for stdin)")
+    settings = _settings(model=model, device=device)
+    ranked = rank(load_text_encoder(settings.model, settings.device), query, texts, metric, top)
+    rows = [{"rank": r.rank, "text": r.text, "score": r.score} for r in ranked]
+    render(rows, _out_format(fmt), title=f"{metric.value} similarity to: {query}")
+
+
+@app.command()
+def encode(
+    inputs: Annotated[Optional[list[str]], typer.Argument(
+        help="Text files (one text a line), CSV/TSV/JSON/JSONL files (with --field), image files or globs; - or nothing for stdin.")] = None,
+    field: Annotated[Optional[str], typer.Option("--field", help="The field that holds the text, for CSV/TSV/JSON/JSONL.")] = None,
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="The field that holds the id. Default: id if present, else the line number.")] = None,
+    input_format: InputFormat = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    vector_format: Annotated[Optional[str], typer.Option(
+        "--to", metavar="jsonl|npy|f32", help="Vector format. Default: from --output's extension, else jsonl.")] = None,
+    image: Annotated[bool, typer.Option("--image", help="Treat the inputs as images even without image extensions.")] = False,
+    batch_size: BatchSize = 64,
+    model: Model = None,
+    image_model: ImageModel = None,
+    device: Device = None,
+) -> None:
+    """Turn texts or images into vectors: JSONL {"id", "vector"} lines, .npy, or raw float32.
+
+    Example: vsearch encode sample_data/sentences.txt > vectors.jsonl
+    """
+    from vsearch import embed
+    from vsearch.models import load_image_encoder, load_text_encoder
+
+    paths = list(inputs or [STDIN])
+    images = image or embed.is_image_input(paths)
+    fmt = embed.VectorFormat(vector_format or (output.suffix.lstrip(".") if output and output.suffix in (".npy", ".f32") else "jsonl"))
+    settings = _settings(model=model, image_model=image_model, device=device)
+    if images:
+        files = embed.expand_images(paths)
+        items: Any = (embed.Item(str(p), str(p)) for p in files)
+        encoder = load_image_encoder(settings.image_model, settings.device)
+    else:
+        items = embed.text_items(paths, input_format, field, id_field)
+        encoder = load_text_encoder(settings.model, settings.device)
+    out = open(output, "wb") if output else sys.stdout.buffer
+    writer = embed.VectorWriter(out, fmt)
+    with _progress("encoding", len(files) if images else None) as advance:
+        for ids, vectors in embed.encode_items(items, encoder, images, batch_size, chunk=batch_size * 16):
+            writer.write(ids, vectors)
+            advance(len(ids))
+    writer.close()
+    if output:
+        out.close()
+        _note(f"wrote {writer.rows} vectors of {writer.dim} dimensions to {output}")
+
+
+@app.command("create-index")
+def create_index(
+    name: Annotated[str, typer.Argument(help="Index name.")],
+    algorithm: Annotated[Algorithm, typer.Option(help="flat: exact search; hnsw: approximate, fast on large corpora.")] = Algorithm.hnsw,
+    metric: Annotated[Metric, typer.Option(help="Distance metric of the vector fields.")] = Metric.cosine,
+    datatype: Annotated[DataType, typer.Option("--type", help="Vector element type stored in Redis.")] = DataType.float32,
+    dim: Annotated[Optional[int], typer.Option(help="Text vector dimension. Default: the model's.", min=1)] = None,
+    image: Annotated[bool, typer.Option("--image", help="Add an image vector field (image_vector).")] = False,
+    image_dim: Annotated[Optional[int], typer.Option(help="Image vector dimension. Default: the image model's.", min=1)] = None,
+    no_text: Annotated[bool, typer.Option("--no-text-vector", help="Leave out the text vector field (images only).")] = False,
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", metavar="FIELD", help="TAG field for exact-match filters (repeatable).")] = None,
+    text: Annotated[Optional[list[str]], typer.Option("--text", metavar="FIELD", help="TEXT field for full-text filters (repeatable).")] = None,
+    numeric: Annotated[Optional[list[str]], typer.Option("--numeric", metavar="FIELD", help="NUMERIC field for range filters (repeatable).")] = None,
+    geo: Annotated[Optional[list[str]], typer.Option("--geo", metavar="FIELD", help="GEO field, values 'lon,lat' (repeatable).")] = None,
+    storage: Annotated[Storage, typer.Option(help="Store documents as Redis hashes or JSON documents.")] = Storage.hash,
+    prefix: Annotated[Optional[str], typer.Option(help="Key prefix of the documents. Default: NAME:")] = None,
+    initial_cap: Annotated[Optional[int], typer.Option(help="FLAT/HNSW INITIAL_CAP.")] = None,
+    block_size: Annotated[Optional[int], typer.Option(help="FLAT BLOCK_SIZE.")] = None,
+    m: Annotated[Optional[int], typer.Option("--m", help="HNSW M: edges per node.")] = None,
+    ef_construction: Annotated[Optional[int], typer.Option(help="HNSW EF_CONSTRUCTION.")] = None,
+    ef_runtime: Annotated[Optional[int], typer.Option(help="HNSW EF_RUNTIME default for queries.")] = None,
+    epsilon: Annotated[Optional[float], typer.Option(help="HNSW EPSILON for range queries.")] = None,
+    schema_file: Annotated[Optional[Path], typer.Option("--schema", help="Take everything from a YAML or JSON schema file (RedisVL layout).")] = None,
+    model: Model = None,
+    image_model: ImageModel = None,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Create a vector index; Redis then indexes every document written under its prefix.
+
+    Example: vsearch create-index products --tag gender --tag articleType --text productDisplayName --image
+    """
+    from vsearch import indexes, store
+
+    settings = _settings(redis_url=redis_url, model=model, image_model=image_model)
+    fields = indexes.FieldOptions(tag=tag or [], text=text or [], numeric=numeric or [], geo=geo or [])
+    params = {"initial_cap": initial_cap, "block_size": block_size, "m": m, "ef_construction": ef_construction,
+              "ef_runtime": ef_runtime, "epsilon": epsilon}
+    vectors = indexes.VectorOptions(algorithm, metric, datatype, params, not no_text, dim, image, image_dim)
+    spec = indexes.build_spec(name, settings, fields, vectors, storage, prefix, schema_file)
+    store.create_index(store.connect(settings), spec)
+    _note(f"created index '{spec.name}' on {spec.storage.value} keys '{spec.prefix}*': "
+          + ", ".join(f"{v.name} {v.algorithm.value.upper()} {v.metric.value.upper()} {v.dim}-d ({v.model})" for v in spec.vectors))
+
+
+@app.command("drop-index")
+def drop_index(
+    name: Annotated[str, typer.Argument(help="Index name.")],
+    delete_documents: Annotated[bool, typer.Option("--delete-documents", help="Also delete the documents.")] = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Drop an index (its documents stay unless --delete-documents).
+
+    Example: vsearch drop-index products --delete-documents
+    """
+    from vsearch import store
+
+    store.drop_index(store.connect(_settings(redis_url=redis_url)), name, delete_documents)
+    _note(f"dropped index '{name}'" + (" and its documents" if delete_documents else ""))
+
+
+@app.command()
+def info(
+    name: Annotated[str, typer.Argument(help="Index name.")],
+    redis_url: RedisUrl = None,
+) -> None:
+    """Show an index's schema, models and document count as JSON.
+
+    Example: vsearch info products
+    """
+    import json
+
+    from vsearch import store
+
+    client = store.connect(_settings(redis_url=redis_url))
+    spec = store.get_spec(client, name)
+    click.echo(json.dumps({**spec.to_dict(), "documents": store.count_documents(client, name)}, indent=2))
+
+
+@app.command()
+def load(
+    name: Annotated[str, typer.Argument(help="Index name.")],
+    source: Annotated[str, typer.Argument(metavar="[FILE|-]", help="CSV, TSV, JSON or JSONL file; - for stdin.")] = STDIN,
+    id_field: Annotated[str, typer.Option("--id-field", help="Field with each document's id; its key is PREFIX + id.")] = "id",
+    text_field: Annotated[Optional[list[str]], typer.Option("--text-field", help="Field(s) to embed with the text model; several are joined with spaces.")] = None,
+    image_field: Annotated[Optional[str], typer.Option("--image-field", help="Field with an image path, relative to the input file.")] = None,
+    input_format: InputFormat = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents embedded and written per atomic batch.")] = 256,
+    model: Model = None,
+    image_model: ImageModel = None,
+    device: Device = None,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Stream records into an index, embedding as it goes; loading the same input twice changes nothing.
+
+    Example: vsearch load products sample_data/products.csv --text-field productDisplayName --image-field image
+    """
+    from vsearch import ingest, store
+    from vsearch.models import load_image_encoder, load_text_encoder
+    from vsearch.records import detect_format, read_records
+
+    settings = _settings(redis_url=redis_url, model=model, image_model=image_model, device=device)
+    fmt = detect_format(source, input_format)
+    client = store.connect(settings)
+    spec = store.get_spec(client, name)
+    plan = ingest.plan_load(spec, source, id_field, text_field or [], image_field)
+    text_encoder = image_encoder = None
+    if plan.text_vector:
+        text_encoder = load_text_encoder(model or plan.text_vector.model or settings.model, settings.device)
+        ingest.check_dimensions(spec, plan.text_vector, text_encoder)
+    if plan.image_vector:
+        image_encoder = load_image_encoder(image_model or plan.image_vector.model or settings.image_model, settings.device)
+        ingest.check_dimensions(spec, plan.image_vector, image_encoder)
+    with _progress(f"loading {name}") as advance:
+        report = ingest.load_records(client, spec, plan, read_records(source, fmt), text_encoder, image_encoder,
+                                     batch_size, advance)
+    _note(f"loaded {report.documents} documents into '{name}' in {report.seconds:.1f} s "
+          f"({store.count_documents(client, name)} in the index)")
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="Index name.")],
+    text: Annotated[Optional[str], typer.Argument(help="Query text, embedded with the index's text model.")] = None,
+    image: Annotated[Optional[Path], typer.Option("--image", help="Query image: search the image vectors.")] = None,
+    vector: Annotated[Optional[str], typer.Option("--vector", metavar="JSON", help="Query vector as a JSON array.")] = None,
+    like: Annotated[Optional[str], typer.Option("--like", metavar="ID", help="Find documents like the stored document ID.")] = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="Number of results.")] = 10,
+    filter_expression: Annotated[Optional[str], typer.Option(
+        "--filter", metavar="EXPR", help="RediSearch pre-filter, e.g. '@gender:{Men} @year:[2011 2012]'.")] = None,
+    field: Annotated[Optional[str], typer.Option("--field", help="Vector field to search (e.g. image_vector for text-to-image with CLIP).")] = None,
+    fields: Annotated[Optional[str], typer.Option("--return", metavar="F1,F2", help="Document fields to show. Default: all.")] = None,
+    ef_runtime: Annotated[Optional[int], typer.Option(help="HNSW EF_RUNTIME for this query (recall vs speed).", min=1)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", metavar="NAME_OR_PATH", help="Override the model the index recorded for that field.")] = None,
+    device: Device = None,
+    fmt: OutputFmt = None,
+    redis_url: RedisUrl = None,
+) -> None:
+    """KNN search by text, image, vector or stored document, with an optional pre-filter.
+
+    Scores: COSINE indexes give cosine similarity (1 = identical), IP the inner product (higher is closer),
+    L2 the Euclidean distance (lower is closer).
+
+    Example: vsearch query products "black leather watch for men" -k 5 --filter "@gender:{Men}"
+    """
+    from vsearch import store
+    from vsearch.query import QueryRequest, run_query
+
+    settings = _settings(redis_url=redis_url, device=device)
+    client = store.connect(settings)
+    spec = store.get_spec(client, name)
+    request = QueryRequest(text, image, vector, like, field, k, filter_expression, ef_runtime, model)
+    hits = run_query(client, spec, settings, request)
+    keep = [f.strip() for f in fields.split(",")] if fields else None
+    rows = [{"rank": h.rank, "id": h.id, "score": h.score,
+             **{f: v for f, v in h.fields.items() if keep is None or f in keep}} for h in hits]
+    render(rows, _out_format(fmt), title=f"{name}: {text or image or like or 'vector'}")
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+@server_app.command("start")
+def server_start(
+    port: Annotated[Optional[int], typer.Option(help="Also listen on 127.0.0.1:PORT (default: unix socket only).")] = None,
+) -> None:
+    """Start the embedded server (other commands also start it on demand).
+
+    Example: vsearch server start --port 6380
+    """
+    settings = _settings()
+    socket = server.ensure_running(settings.home, port)
+    _note(f"embedded Redis Stack running on unix://{socket}" + (f" and 127.0.0.1:{port}" if port else ""))
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the embedded server; its data stays on disk (AOF) for the next start.
+
+    Example: vsearch server stop
+    """
+    stopped = server.stop(_settings().home)
+    _note("embedded server stopped" if stopped else "embedded server was not running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the embedded server runs, where, and what it holds (exit 3 when it is stopped).
+
+    Example: vsearch server status
+    """
+    state = server.status(_settings().home)
+    if not state.running:
+        click.echo(f"stopped (socket {state.socket})")
+        raise typer.Exit(3)
+    modules = ", ".join(f"{n} {v}" for n, v in sorted(state.modules.items()))
+    click.echo(f"running pid {state.pid}: Redis {state.version} ({modules}), {state.keys} keys, "
+               f"{state.used_memory}, unix://{state.socket}" + (f", 127.0.0.1:{state.port}" if state.port else "")
+               + f", log {state.logfile}")
+
+
+@server_app.command("setup")
+def server_setup() -> None:
+    """Fetch what the embedded server needs (OpenSSL 1.1) into a private folder; safe to rerun.
+
+    Example: vsearch server setup
+    """
+    installed = server.setup(_settings().home)
+    _note(f"installed OpenSSL 1.1 into {installed}" if installed else "the embedded server has everything it needs")
+
+
+def main() -> None:
+    app(prog_name="vsearch")

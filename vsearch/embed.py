@@ -1,0 +1,131 @@
+"""`encode`: text or images in, vectors out as JSONL, .npy or raw little-endian float32."""
+
+from __future__ import annotations
+
+import glob
+import json
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from itertools import islice
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from vsearch.errors import InputError, UsageError
+from vsearch.models import Encoder, open_image
+from vsearch.records import STDIN, EXTENSIONS, Format, Record, read_lines, read_records
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+NPY_HEADER = 128  # bytes reserved for the .npy header, patched with the row count at the end
+
+
+class VectorFormat(str, Enum):
+    jsonl = "jsonl"
+    npy = "npy"
+    f32 = "f32"
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    payload: str  # a text, or an image path
+
+
+def is_image_input(paths: list[str]) -> bool:
+    return bool(paths) and all(Path(p).suffix.lower() in IMAGE_SUFFIXES for p in paths)
+
+
+def expand_images(patterns: list[str]) -> list[Path]:
+    """Image files from paths and globs, in a stable order; a pattern that matches nothing is an error."""
+    found: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise InputError(f"no image files match {pattern}")
+        found.extend(Path(m) for m in matches)
+    return found
+
+
+def text_items(paths: list[str], fmt: Format | None, field: str | None, id_field: str | None) -> Iterator[Item]:
+    """Texts to embed: one a line, or one field of each CSV/TSV/JSON/JSONL record."""
+    for path in paths or [STDIN]:
+        structured = fmt is not None or Path(path).suffix.lower() in EXTENSIONS
+        if not structured:
+            if field:
+                raise UsageError(f"--field needs CSV/TSV/JSON/JSONL input; pass --format for {path}")
+            yield from (Item(r.data["id"], r.data["text"]) for r in read_lines(path))
+            continue
+        if not field:
+            raise UsageError("say which field holds the text: --field NAME")
+        records = read_records(path, fmt or EXTENSIONS[Path(path).suffix.lower()])
+        yield from (_record_item(record, field, id_field) for record in records)
+
+
+def _record_item(record: Record, field: str, id_field: str | None) -> Item:
+    if field not in record.data:
+        raise InputError(f"{record.where()}: no field '{field}'")
+    key = id_field or ("id" if "id" in record.data else None)
+    if key is not None and key not in record.data:
+        raise InputError(f"{record.where()}: no field '{key}'")
+    item_id = str(record.data[key]) if key else str(record.line)
+    return Item(item_id, "" if record.data[field] is None else str(record.data[field]))
+
+
+def encode_items(items: Iterable[Item], encoder: Encoder, images: bool, batch_size: int,
+                 chunk: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(ids, vectors) per chunk. Texts go to the model `chunk` at a time, so it can sort them by length."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, chunk)):
+        ids = [item.id for item in batch]
+        if images:
+            vectors = encoder.encode_images([open_image(Path(item.payload)) for item in batch], batch_size)
+        else:
+            vectors = encoder.encode_texts([item.payload for item in batch], batch_size)
+        yield ids, vectors
+
+
+class VectorWriter:
+    """Writes vectors as they come; a .npy file gets its header (and row count) when it is closed."""
+
+    def __init__(self, out: IO[bytes], fmt: VectorFormat) -> None:
+        self.out, self.fmt, self.rows, self.dim = out, fmt, 0, 0
+        self.seekable = out.seekable() if fmt is VectorFormat.npy else False
+        self.pending: list[np.ndarray] = []  # .npy to a pipe: no way back to the header, so hold rows
+        if self.seekable:
+            out.write(b"\0" * NPY_HEADER)
+
+    def write(self, ids: list[str], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        self.dim = vectors.shape[1]
+        self.rows += len(ids)
+        if self.fmt is VectorFormat.jsonl:
+            lines = (json.dumps({"id": i, "vector": v}) for i, v in zip(ids, vectors.tolist()))
+            self.out.write(("\n".join(lines) + "\n").encode())
+        elif self.fmt is VectorFormat.f32 or self.seekable:
+            self.out.write(vectors.tobytes())
+        else:
+            self.pending.append(vectors)
+
+    def close(self) -> None:
+        if self.fmt is not VectorFormat.npy:
+            return
+        header = _npy_header(self.rows, self.dim).ljust(NPY_HEADER - 1, b" ") + b"\n"
+        if self.seekable:
+            self.out.seek(0)
+            self.out.write(header)
+        else:
+            self.out.write(header)
+            for block in self.pending:
+                self.out.write(block.tobytes())
+        self.out.flush()
+
+
+def _npy_header(rows: int, dim: int) -> bytes:
+    """An .npy version 1.0 header, without its final newline (the caller pads it to length)."""
+    text = repr({"descr": "<f4", "fortran_order": False, "shape": (rows, dim)}).encode("latin1")
+    if len(text) + 10 + 1 > NPY_HEADER:
+        raise InputError(f"cannot write {rows} rows in one .npy header")
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", NPY_HEADER - 10) + text

@@ -1,0 +1,78 @@
+"""`create-index`: turn command-line options (or a schema file) into a checked IndexSpec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from vsearch.config import Settings
+from vsearch.errors import UsageError
+from vsearch.models import known_dim, load_image_encoder, load_text_encoder
+from vsearch.schema import (IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec, Metric,
+                            Storage, VectorField, check_params, read_schema_file)
+
+
+@dataclass(frozen=True)
+class FieldOptions:
+    tag: list[str]
+    text: list[str]
+    numeric: list[str]
+    geo: list[str]
+
+    def fields(self) -> tuple[Field, ...]:
+        pairs = [(n, FieldType.tag) for n in self.tag] + [(n, FieldType.text) for n in self.text]
+        pairs += [(n, FieldType.numeric) for n in self.numeric] + [(n, FieldType.geo) for n in self.geo]
+        names = [n for n, _ in pairs]
+        if duplicated := sorted({n for n in names if names.count(n) > 1}):
+            raise UsageError(f"field {', '.join(duplicated)} is declared twice")
+        if clash := {TEXT_VECTOR, IMAGE_VECTOR} & set(names):
+            raise UsageError(f"{', '.join(sorted(clash))} is the name of a vector field")
+        return tuple(Field(n, t) for n, t in pairs)
+
+
+@dataclass(frozen=True)
+class VectorOptions:
+    algorithm: Algorithm
+    metric: Metric
+    datatype: DataType
+    params: dict[str, int | float | None]
+    text: bool
+    text_dim: int | None
+    image: bool
+    image_dim: int | None
+
+
+def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: VectorOptions, storage: Storage,
+               prefix: str | None, schema_file: Path | None) -> IndexSpec:
+    if schema_file is not None:
+        spec = read_schema_file(schema_file)
+        spec = spec.with_name(name) if name != spec.name else spec
+        return replace(spec, vectors=tuple(_with_model(v, settings) for v in spec.vectors))
+    if not vectors.text and not vectors.image:
+        raise UsageError("an index needs a vector field: drop --no-text-vector or add --image")
+    params = check_params(vectors.algorithm, {k: v for k, v in vectors.params.items() if v is not None})
+    made: list[VectorField] = []
+    if vectors.text:
+        dim = vectors.text_dim or _model_dim(settings.model, settings, image=False)
+        made.append(VectorField(TEXT_VECTOR, "text", settings.model, dim, vectors.algorithm, vectors.metric,
+                                vectors.datatype, params))
+    if vectors.image:
+        dim = vectors.image_dim or _model_dim(settings.image_model, settings, image=True)
+        made.append(VectorField(IMAGE_VECTOR, "image", settings.image_model, dim, vectors.algorithm,
+                                vectors.metric, vectors.datatype, params))
+    return IndexSpec(name, prefix if prefix is not None else f"{name}:", storage, fields.fields(), tuple(made))
+
+
+def _with_model(vector: VectorField, settings: Settings) -> VectorField:
+    if vector.model:
+        return vector
+    return replace(vector, model=settings.image_model if vector.embeds == "image" else settings.model)
+
+
+def _model_dim(model: str, settings: Settings, image: bool) -> int:
+    """The model's dimension, known by name for the defaults, else by loading the model once."""
+    dim = known_dim(model)
+    if dim is None:
+        loader = load_image_encoder if image else load_text_encoder
+        dim = loader(model, settings.device).dim
+    return dim

