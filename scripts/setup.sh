@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up vsearch in .venv/: Python packages (CPU torch first) and the embedded Redis Stack's OpenSSL 1.1.
+# Idempotent: a second run takes seconds. Used by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+TORCH_VERSION=2.13.0  # the CPU build; an unpinned torch pulls a CUDA build of several GB
+VENV=.venv
+STAMP=$VENV/.vsearch-installed
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV" >&2
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    # Debian splits venv's pip bootstrap into python3-venv.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      rm -rf "$VENV" && "$PYTHON" -m venv "$VENV"
+    else
+      echo "setup: '$PYTHON -m venv' failed: install python3-venv (sudo apt-get install python3-venv)" >&2
+      exit 1
+    fi
+  fi
+fi
+
+# Reinstall only when the project's dependencies changed.
+if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+  echo "setup: installing Python packages (the first time takes a few minutes)" >&2
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null || true
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  touch "$STAMP"
+fi
+
+"$VENV/bin/vsearch" server setup
