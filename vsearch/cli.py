@@ -321,7 +321,7 @@ def query(
     hits = run_query(client, spec, settings, request)
     keep = [f.strip() for f in fields.split(",")] if fields else None
     rows = [{"rank": h.rank, "id": h.id, "score": h.score,
-             **{f: v for f, v in h.fields.items() if keep is None or f in keep}} for h in hits]
+             **(h.fields if keep is None else {f: h.fields[f] for f in keep if f in h.fields})} for h in hits]
     render(rows, _out_format(fmt), title=f"{name}: {text or image or like or 'vector'}")
 
 

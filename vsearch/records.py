@@ -63,6 +63,19 @@ def detect_format(path: str, explicit: Format | None) -> Format:
     return sniffed
 
 
+_peekable_stdin: list[tuple[object, io.BufferedReader]] = []
+
+
+def _stdin_bytes() -> io.BufferedReader:
+    """stdin as bytes that can be peeked at and then read from the start: the same object every time."""
+    raw = sys.stdin.buffer
+    if isinstance(raw, io.BufferedReader):
+        return raw
+    if not _peekable_stdin or _peekable_stdin[0][0] is not raw:  # a test runner's in-memory stdin
+        _peekable_stdin[:] = [(raw, io.BufferedReader(raw))]  # type: ignore[arg-type]
+    return _peekable_stdin[0][1]
+
+
 def sniff_format(head: bytes) -> Format | None:
     """JSON starts with '[', JSONL with an object a line; a header line with tabs or commas is TSV or CSV."""
     text = head.decode("utf-8", errors="ignore").lstrip("\ufeff \t\r\n")
@@ -87,8 +100,7 @@ def sniff_format(head: bytes) -> Format | None:
 
 def _peek(path: str) -> bytes:
     if path == STDIN:
-        buffer = getattr(sys.stdin, "buffer", None)
-        return buffer.peek(1 << 16) if buffer is not None and hasattr(buffer, "peek") else b""
+        return _stdin_bytes().peek(1 << 16)
     try:
         with open(path, "rb") as handle:
             return handle.read(1 << 16)
@@ -100,8 +112,7 @@ def _peek(path: str) -> bytes:
 def open_text(path: str) -> Iterator[IO[str]]:
     """A text stream for a path or `-`; utf-8-sig drops the byte-order mark spreadsheets write."""
     if path == STDIN:
-        stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else None
-        yield io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") if stream else sys.stdin
+        yield io.TextIOWrapper(_stdin_bytes(), encoding="utf-8-sig", newline="")
         return
     try:
         handle = open(path, encoding="utf-8-sig", newline="")

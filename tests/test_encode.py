@@ -1,0 +1,131 @@
+"""`vsearch encode`: texts and images to JSONL, .npy and raw float32, from files and stdin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SAMPLE
+from vsearch.embed import Item, encode_items
+from vsearch.models import load_text_encoder
+
+SENTENCES = ["A man is eating food.", "A monkey is playing drums.", "Today is a sunny day"]
+
+
+def write_inputs(tmp_path: Path) -> dict[str, Path]:
+    rows = [{"id": f"s{i}", "body": s, "n": i} for i, s in enumerate(SENTENCES)]
+    paths = {
+        "csv": tmp_path / "in.csv", "tsv": tmp_path / "in.tsv",
+        "json": tmp_path / "in.json", "jsonl": tmp_path / "in.jsonl",
+    }
+    paths["csv"].write_text("id,body,n\n" + "".join(f'{r["id"]},"{r["body"]}",{r["n"]}\n' for r in rows))
+    paths["tsv"].write_text("id\tbody\tn\n" + "".join(f'{r["id"]}\t{r["body"]}\t{r["n"]}\n' for r in rows))
+    paths["json"].write_text(json.dumps(rows, indent=2))
+    paths["jsonl"].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return paths
+
+
+def test_text_lines_to_jsonl_match_the_model(cli, tmp_path) -> None:
+    path = tmp_path / "sentences.txt"
+    path.write_text("\n".join(SENTENCES) + "\n")
+    rows = cli.jsonl("encode", path)
+    assert [row["id"] for row in rows] == ["1", "2", "3"]
+    expected = load_text_encoder().encode_texts(SENTENCES)
+    np.testing.assert_allclose(np.array([row["vector"] for row in rows]), expected, atol=1e-6)
+    assert len(rows[0]["vector"]) == 384
+
+
+def test_stdin_equals_file(cli, tmp_path) -> None:
+    path = tmp_path / "sentences.txt"
+    path.write_text("\n".join(SENTENCES))
+    assert cli.jsonl("encode", "-", input="\n".join(SENTENCES)) == cli.jsonl("encode", path)
+    assert cli.jsonl("encode", input="\n".join(SENTENCES)) == cli.jsonl("encode", path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl"])
+@pytest.mark.parametrize("via_stdin", [False, True])
+def test_structured_input_with_field(cli, tmp_path, fmt: str, via_stdin: bool) -> None:
+    path = write_inputs(tmp_path)[fmt]
+    if via_stdin:
+        rows = cli.jsonl("encode", "-", "--format", fmt, "--field", "body", input=path.read_text())
+    else:
+        rows = cli.jsonl("encode", path, "--field", "body")
+    assert [row["id"] for row in rows] == ["s0", "s1", "s2"]
+    np.testing.assert_allclose(np.array([r["vector"] for r in rows]), load_text_encoder().encode_texts(SENTENCES), atol=1e-6)
+
+
+def test_id_field_option(cli, tmp_path) -> None:
+    path = write_inputs(tmp_path)["csv"]
+    assert [r["id"] for r in cli.jsonl("encode", path, "--field", "body", "--id-field", "n")] == ["0", "1", "2"]
+
+
+def test_npy_and_f32_outputs(cli, tmp_path) -> None:
+    source = tmp_path / "s.txt"
+    source.write_text("\n".join(SENTENCES))
+    expected = load_text_encoder().encode_texts(SENTENCES)
+    npy = tmp_path / "v.npy"
+    result = cli("encode", source, "--output", npy)
+    assert "wrote 3 vectors of 384 dimensions" in result.stderr
+    np.testing.assert_allclose(np.load(npy), expected, atol=1e-6)
+    f32 = tmp_path / "v.f32"
+    cli("encode", source, "-o", f32)
+    np.testing.assert_allclose(np.fromfile(f32, dtype="<f4").reshape(3, 384), expected, atol=1e-6)
+    piped = cli("encode", source, "--to", "npy").stdout_bytes
+    (tmp_path / "piped.npy").write_bytes(piped)
+    np.testing.assert_allclose(np.load(tmp_path / "piped.npy"), expected, atol=1e-6)
+
+
+def test_images_and_globs(cli) -> None:
+    rows = cli.jsonl("encode", str(SAMPLE / "images" / "16*.jpg"))
+    assert len(rows) >= 2
+    assert all(len(r["vector"]) == 1280 for r in rows)
+    assert rows[0]["id"].endswith(".jpg")
+    single = cli.jsonl("encode", rows[0]["id"])
+    np.testing.assert_allclose(single[0]["vector"], rows[0]["vector"], rtol=1e-4, atol=1e-5)
+
+
+def test_not_an_image_is_named(cli, tmp_path) -> None:
+    fake = tmp_path / "broken.jpg"
+    fake.write_text("this is not a jpeg")
+    result = cli("encode", fake, ok=False)
+    assert result.exit_code == 1
+    assert f"{fake}: not a readable image" in result.stderr
+    assert "Traceback" not in result.output
+    missing = cli("encode", str(tmp_path / "nothing-*.jpg"), ok=False)
+    assert missing.exit_code == 1 and "no image files match" in missing.stderr
+
+
+def test_structured_input_needs_field(cli, tmp_path) -> None:
+    path = write_inputs(tmp_path)["csv"]
+    result = cli("encode", path, ok=False)
+    assert result.exit_code == 2 and "--field" in result.stderr
+    result = cli("encode", path, "--field", "nope", ok=False)
+    assert result.exit_code == 1 and "line 2: no field 'nope'" in result.stderr
+
+
+class CountingEncoder:
+    """A stand-in encoder for the batching logic only: records each call's size."""
+
+    name, dim, modalities = "counting", 2, frozenset({"text"})
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def encode_texts(self, texts, batch_size=64):
+        self.calls.append(len(texts))
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    def encode_images(self, images, batch_size=64):  # pragma: no cover - not used
+        raise NotImplementedError
+
+
+def test_chunks_keep_order_and_size() -> None:
+    encoder = CountingEncoder()
+    items = [Item(str(i), "x" * i) for i in range(10)]
+    out = list(encode_items(items, encoder, images=False, batch_size=2, chunk=4))
+    assert encoder.calls == [4, 4, 2]
+    assert [i for ids, _ in out for i in ids] == [str(i) for i in range(10)]
+    assert [v[0] for _, vectors in out for v in vectors] == list(range(10))
