@@ -52,7 +52,7 @@ class Cli:
         self.runner = CliRunner()
 
     def __call__(self, *args: str, input: str | bytes | None = None, ok: bool = True):
-        result = self.runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+        result = self.runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False, prog_name="vsearch")
         if ok and result.exit_code != 0:
             raise AssertionError(f"vsearch {' '.join(map(str, args))} exited {result.exit_code}:\n{result.output}")
         return result

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -198,7 +200,9 @@ def test_malformed_json_array_element_names_its_line(tmp_path, monkeypatch, chun
     if chunk:
         monkeypatch.setattr(records, "JSON_CHUNK", chunk)
     path = tmp_path / "bad.json"
-    path.write_text('[\n  {"id": 1},\n  {"id": 2},\n  {"id": 3,, "x": 1},\n  {"id": 4}\n]\n', encoding="utf-8")
+    # Element 3 starts on line 4; its error is on line 5.
+    path.write_text('[\n  {"id": 1},\n  {"id": 2},\n  {"id": 3,\n   "x": 1,,\n   "y": 2},\n  {"id": 4}\n]\n',
+                    encoding="utf-8")
     seen: list[int] = []
 
     def consume() -> None:
@@ -206,7 +210,7 @@ def test_malformed_json_array_element_names_its_line(tmp_path, monkeypatch, chun
             seen.append(record.data["id"])
 
     message = input_error(consume)
-    assert message.startswith(f"{path} line 4: malformed JSON")
+    assert message.startswith(f"{path} line 5: malformed JSON")
     assert seen == [1, 2]
 
 
@@ -292,8 +296,18 @@ def test_detect_format_by_sniffing_an_unknown_extension(tmp_path, content, expec
     path = tmp_path / "export.dat"
     path.write_text(content, encoding="utf-8")
     assert detect_format(str(path), None) is expected
-    assert read_records(str(path), expected) is not None
     assert len(data(path, expected)) >= 1  # and the sniffed format really reads it
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl"])
+def test_stdin_is_sniffed_and_then_read_from_its_start(tmp_path, monkeypatch, fmt) -> None:
+    body = write_same_data(tmp_path, fmt).read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body), encoding="utf-8"))
+    detected = detect_format("-", None)
+    assert detected is Format(fmt)
+    got = list(read_records("-", detected))
+    assert [r.data for r in got] == ROWS  # the peeked bytes were not lost
+    assert {r.source for r in got} == {"<stdin>"}
 
 
 def test_explicit_format_wins(tmp_path) -> None:
