@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from vsearch.errors import ConfigError
 
@@ -84,13 +84,15 @@ def _optional_str(value: object) -> str | None:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced, safe to print or log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL with its password (in the userinfo or a password= argument) replaced, safe to print or log.
+
+    Works on the text rather than a parsed URL, so a malformed port or an unencoded '/' in a password
+    cannot make it fail or let the secret through.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        userinfo, _, hostpart = rest.rpartition("@")
+        if ":" in userinfo:
+            rest = f"{userinfo.split(':', 1)[0]}:***@{hostpart}"
+    rest = re.sub(r"([?&]password=)[^&#]*", r"\g<1>***", rest, flags=re.IGNORECASE)
+    return f"{scheme}{sep}{rest}"

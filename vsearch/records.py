@@ -37,7 +37,7 @@ EXTENSIONS = {".csv": Format.csv, ".tsv": Format.tsv, ".tab": Format.tsv, ".json
 @dataclass(frozen=True)
 class Record:
     source: str  # a file name, or <stdin>
-    line: int  # where the record ends, 1-based
+    line: int  # 1-based: where a CSV/TSV/JSONL record ends, where a JSON array element starts
     data: dict[str, Any]
 
     def where(self) -> str:
@@ -104,6 +104,8 @@ def _peek(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
             return handle.read(1 << 16)
+    except FileNotFoundError as exc:
+        raise InputError(f"file not found: {path}") from exc
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
@@ -136,7 +138,7 @@ def read_records(path: str, fmt: Format) -> Iterator[Record]:
             else:
                 yield from _read_json(handle, name)
         except UnicodeDecodeError as exc:
-            raise InputError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+            raise InputError(f"{name}: not UTF-8 text ({exc.reason})") from exc
 
 
 def read_lines(path: str) -> Iterator[Record]:
@@ -149,7 +151,7 @@ def read_lines(path: str) -> Iterator[Record]:
                 if text:
                     yield Record(name, number, {"id": str(number), "text": text})
         except UnicodeDecodeError as exc:
-            raise InputError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+            raise InputError(f"{name}: not UTF-8 text ({exc.reason})") from exc
 
 
 def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Record]:
