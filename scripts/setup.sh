@@ -23,12 +23,17 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 
+pip_install() {
+  # Drop pip's notes about configured package folders that do not exist on this machine.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
 # Reinstall only when the project's dependencies changed.
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "setup: installing Python packages (the first time takes a few minutes)" >&2
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null || true
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
+  pip_install "torch==$TORCH_VERSION"
+  pip_install -e ".[test]"
   touch "$STAMP"
 fi
 

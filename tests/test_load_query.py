@@ -253,3 +253,41 @@ def test_invalid_filter_is_one_line(cli, index_name, tmp_path) -> None:
     result = cli("query", index_name, "hello", "--filter", "@kind:{unclosed", ok=False)
     assert result.exit_code == 1
     assert result.stderr.startswith("vsearch: error: query on index") and result.stderr.count("\n") == 1
+
+
+def test_geo_fields_load_and_filter(cli, index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--geo", "where", "--tag", "city")
+    shops = [
+        {"id": "paris", "title": "a bakery", "city": "Paris", "where": "2.3522,48.8566"},
+        {"id": "lyon", "title": "a bakery", "city": "Lyon", "where": "4.8357,45.7640"},
+    ]
+    cli("load", index_name, write(tmp_path, "jsonl", shops), "--text-field", "title")
+    near_paris = cli.jsonl("query", index_name, "bread", "--filter", "@where:[2.35 48.85 50 km]")
+    assert [h["id"] for h in near_paris] == ["paris"]
+    bad = write(tmp_path, "jsonl", [{"id": "x", "title": "a bakery", "where": "north pole"}])
+    result = cli("load", index_name, bad, "--text-field", "title", ok=False)
+    assert result.exit_code == 1 and "field 'where' is GEO and needs 'longitude,latitude'" in result.stderr
+
+
+def test_documents_written_later_are_indexed_by_redis(cli, redis_client, index_name) -> None:
+    cli("create-index", index_name, "--dim", "3", "--algorithm", "flat", "--tag", "kind")
+    import numpy as np
+
+    redis_client.hset(f"{index_name}:by-hand", mapping={"kind": "manual",
+                                                       "text_vector": np.array([1, 0, 0], "<f4").tobytes()})
+    hits = cli.jsonl("query", index_name, "--vector", "[1, 0, 0]", "--filter", "@kind:{manual}")
+    assert [(h["id"], h["score"]) for h in hits] == [("by-hand", 1.0)]
+
+
+def test_credentials_in_the_url(cli, redis_client, vsearch_home, index_name) -> None:
+    socket = vsearch_home / "redis" / "redis.sock"
+    redis_client.execute_command("ACL", "SETUSER", "vs-tester", "on", ">right-pass", "~*", "&*", "+@all")
+    try:
+        cli("create-index", index_name, "--dim", "3", "--redis-url", f"unix://vs-tester:right-pass@{socket}")
+        assert cli.jsonl("query", index_name, "--vector", "[1,0,0]", "--redis-url",
+                         f"unix://vs-tester:right-pass@{socket}") == []
+        wrong = cli("info", index_name, "--redis-url", f"unix://vs-tester:wrong-pass@{socket}", ok=False)
+        assert wrong.exit_code == 1 and "refused the credentials" in wrong.stderr
+        assert "wrong-pass" not in wrong.output
+    finally:
+        redis_client.execute_command("ACL", "DELUSER", "vs-tester")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,11 @@ class VsearchGroup(TyperGroup):
         except KeyboardInterrupt:
             click.echo("vsearch: interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader went away (`vsearch query ... | head -1`): not an error. Point stdout at
+            # /dev/null so the interpreter's final flush does not complain either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
 
 
 app = typer.Typer(
@@ -83,6 +89,12 @@ def _progress(label: str, total: int | None = None) -> Iterator[Any]:
         yield lambda n: bar.advance(task, n)
 
 
+def _check_stdin(path: str) -> None:
+    """Reading `-` from a terminal would wait for typing that nobody means to do."""
+    if path == STDIN and sys.stdin.isatty():
+        raise UsageError("no input: give a FILE, or pipe data into stdin")
+
+
 def _note(message: str) -> None:
     click.echo(message, err=True)
 
@@ -112,6 +124,7 @@ def similarity(
 
     texts = list(candidates or [])
     if file is not None:
+        _check_stdin(file)
         texts += [r.data["text"] for r in read_lines(file)]
     if not texts:
         raise UsageError("give candidates as arguments or with --file PATH (- for stdin)")
@@ -145,6 +158,8 @@ def encode(
     from vsearch.models import load_image_encoder, load_text_encoder
 
     paths = list(inputs or [STDIN])
+    for path in paths:
+        _check_stdin(path)
     images = image or embed.is_image_input(paths)
     fmt = embed.VectorFormat(vector_format or (output.suffix.lstrip(".") if output and output.suffix in (".npy", ".f32") else "jsonl"))
     settings = _settings(model=model, image_model=image_model, device=device)
@@ -267,6 +282,7 @@ def load(
     from vsearch.models import load_image_encoder, load_text_encoder
     from vsearch.records import detect_format, read_records
 
+    _check_stdin(source)
     settings = _settings(redis_url=redis_url, model=model, image_model=image_model, device=device)
     fmt = detect_format(source, input_format)
     client = store.connect(settings)
