@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -25,6 +24,9 @@ if TYPE_CHECKING:
 BUNDLED_TEXT_MODELS = {DEFAULT_TEXT_MODEL, f"sentence-transformers/{DEFAULT_TEXT_MODEL}"}
 CNN_IMAGE_MODELS = {DEFAULT_IMAGE_MODEL}
 CNN_INPUT_SIZE = 224
+# Measured on 2 cores (bench/image_quality.py): 8 images a forward pass ran ~3x faster than 64,
+# whose activations no longer fit in cache. The caller's batch size only sets how many are decoded at once.
+CNN_BATCH = 8
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -123,24 +125,24 @@ class CnnImageEncoder:
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         out = np.empty((len(images), self.dim), dtype=np.float32)
-        with ThreadPoolExecutor(max_workers=2) as pool:  # PIL releases the GIL while resizing
-            for start in range(0, len(images), batch_size):
-                pixels = np.stack(list(pool.map(cnn_pixels, images[start:start + batch_size])))
-                batch = self.torch.from_numpy(pixels).to(self.device)
-                with self.torch.inference_mode():
-                    features = self.model.extract_features(batch)
-                out[start:start + len(pixels)] = features.mean(dim=(2, 3)).float().cpu().numpy()
+        step = batch_size if self.device != "cpu" else CNN_BATCH
+        for start in range(0, len(images), step):
+            pixels = np.stack([cnn_pixels(image) for image in images[start:start + step]])
+            batch = self.torch.from_numpy(pixels).to(self.device)
+            with self.torch.inference_mode():
+                features = self.model.extract_features(batch)
+            out[start:start + len(pixels)] = features.mean(dim=(2, 3)).float().cpu().numpy()
         return out
 
 
 def cnn_pixels(image: Image.Image) -> np.ndarray:
-    """An RGB image as a normalised 3x224x224 array. Pads to a square first, so shapes keep their proportions."""
-    from PIL import Image, ImageOps
+    """An RGB image as a normalised 3x224x224 array, stretched to the square input.
 
-    side = max(image.size)
-    corner = image.getpixel((0, 0))  # catalogue photos have a plain background; pad with it
-    square = ImageOps.pad(image, (side, side), color=corner)
-    resized = square.resize((CNN_INPUT_SIZE, CNN_INPUT_SIZE), Image.Resampling.BILINEAR)
+    Padding to a square first to keep proportions measured no better (precision@10 0.713 against 0.714).
+    """
+    from PIL import Image
+
+    resized = image.resize((CNN_INPUT_SIZE, CNN_INPUT_SIZE), Image.Resampling.BICUBIC)
     pixels = (np.asarray(resized, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return pixels.transpose(2, 0, 1)
 

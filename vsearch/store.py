@@ -84,8 +84,7 @@ def translate_errors(what: str) -> Iterator[None]:
     except redis.ResponseError as exc:
         raise StoreError(f"{what}: Redis said: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreError(f"{what}: lost the connection to Redis ({_reason(exc)}); "
-                         "nothing after the last completed batch was written") from exc
+        raise StoreError(f"{what}: lost the connection to Redis ({_reason(exc)})") from exc
 
 
 def _reason(exc: BaseException) -> str:
@@ -98,7 +97,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def index_exists(client: redis.Redis, name: str) -> bool:
-    with translate_errors(f"cannot list indexes"):
+    with translate_errors("cannot list indexes"):
         names = client.execute_command("FT._LIST")
     return name in {n.decode() if isinstance(n, bytes) else n for n in names}
 
