@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -22,14 +21,14 @@ from vsearch.schema import Algorithm, DataType, Metric, Storage
 class VsearchGroup(TyperGroup):
     """Turns every VsearchError into one line on stderr and its exit code, in one place."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer.Context, from typer's own click
         try:
             return super().invoke(ctx)
         except VsearchError as exc:
-            click.echo(f"vsearch: error: {' '.join(str(exc).split())}", err=True)
+            typer.echo(f"vsearch: error: {' '.join(str(exc).split())}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            click.echo("vsearch: interrupted", err=True)
+            typer.echo("vsearch: interrupted", err=True)
             raise typer.Exit(130) from None
         except BrokenPipeError:
             # The reader went away (`vsearch query ... | head -1`): not an error. Point stdout at
@@ -96,7 +95,7 @@ def _check_stdin(path: str) -> None:
 
 
 def _note(message: str) -> None:
-    click.echo(message, err=True)
+    typer.echo(message, err=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -257,7 +256,7 @@ def info(
 
     client = store.connect(_settings(redis_url=redis_url))
     spec = store.get_spec(client, name)
-    click.echo(json.dumps({**spec.to_dict(), "documents": store.count_documents(client, name)}, indent=2))
+    typer.echo(json.dumps({**spec.to_dict(), "documents": store.count_documents(client, name)}, indent=2))
 
 
 @app.command()
@@ -375,10 +374,10 @@ def server_status() -> None:
     """
     state = server.status(_settings().home)
     if not state.running:
-        click.echo(f"stopped (socket {state.socket})")
+        typer.echo(f"stopped (socket {state.socket})")
         raise typer.Exit(3)
     modules = ", ".join(f"{n} {v}" for n, v in sorted(state.modules.items()))
-    click.echo(f"running pid {state.pid}: Redis {state.version} ({modules}), {state.keys} keys, "
+    typer.echo(f"running pid {state.pid}: Redis {state.version} ({modules}), {state.keys} keys, "
                f"{state.used_memory}, unix://{state.socket}" + (f", 127.0.0.1:{state.port}" if state.port else "")
                + f", log {state.logfile}")
 

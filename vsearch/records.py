@@ -72,7 +72,7 @@ def _stdin_bytes() -> io.BufferedReader:
     if isinstance(raw, io.BufferedReader):
         return raw
     if not _peekable_stdin or _peekable_stdin[0][0] is not raw:  # a test runner's in-memory stdin
-        _peekable_stdin[:] = [(raw, io.BufferedReader(raw))]  # type: ignore[arg-type]
+        _peekable_stdin[:] = [(raw, io.BufferedReader(raw))]  # type: ignore[arg-type,type-var]
     return _peekable_stdin[0][1]
 
 

@@ -313,7 +313,7 @@ def status(home: Path) -> ServerStatus:
         info = client.info()
         modules = {str(m["name"]): int(m["ver"]) for m in client.module_list()}
         keys = int(client.dbsize())
-        port = int(client.config_get("port").get("port", 0)) or None
+        port = int(client.config_get("port").get("port") or 0) or None
     finally:
         client.close()
     return ServerStatus(True, int(info["process_id"]), paths.socket, port, str(info["redis_version"]), modules,

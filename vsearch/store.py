@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import redis
@@ -226,7 +226,7 @@ def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Do
             body.update({name: [float(x) for x in vec.astype(np.float32)] for name, vec in doc.vectors.items()})
             pipe.execute_command("JSON.SET", key, "$", json.dumps(body))
         else:
-            mapping: dict[str, str | int | float | bytes] = dict(doc.fields)
+            mapping: dict[Any, Any] = dict(doc.fields)
             mapping.update({name: vector_bytes(vec, types[name]) for name, vec in doc.vectors.items()})
             pipe.delete(key)
             pipe.hset(key, mapping=mapping)
@@ -243,7 +243,7 @@ def document_vector(client: redis.Redis, spec: IndexSpec, doc_id: str, vector: V
             found = None if values is None else np.asarray(values, dtype=np.float32)
         else:
             data = client.hget(key, vector.name)
-            found = None if data is None else bytes_vector(data, vector.datatype)
+            found = None if data is None else bytes_vector(cast(bytes, data), vector.datatype)
     if found is None:
         raise StoreError(f"document '{doc_id}' not found in index '{spec.name}' (no {vector.name} at key {key})")
     return found
@@ -323,7 +323,7 @@ def search(
             "FT.SEARCH", spec.name, query, "PARAMS", len(params), *params,
             "SORTBY", DISTANCE, "ASC", "LIMIT", 0, wanted, "DIALECT", 2,
         )
-    hits = []
+    hits: list[Hit] = []
     vector_names = {v.name for v in spec.vectors}
     for key, raw in zip(reply[1::2], reply[2::2]):
         doc_id = key.decode()[len(spec.prefix):]
