@@ -129,3 +129,20 @@ def test_chunks_keep_order_and_size() -> None:
     assert encoder.calls == [4, 4, 2]
     assert [i for ids, _ in out for i in ids] == [str(i) for i in range(10)]
     assert [v[0] for _, vectors in out for v in vectors] == list(range(10))
+
+
+def test_failed_encode_leaves_no_output_file(cli, tmp_path) -> None:
+    good = SAMPLE / "images" / "1653.jpg"
+    broken = tmp_path / "zz-broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "vectors.npy"
+    out.write_bytes(b"previous content")
+    result = cli("encode", good, broken, "-o", out, "--batch-size", "1", ok=False)
+    assert result.exit_code == 1 and "zz-broken.jpg: not a readable image" in result.stderr
+    assert out.read_bytes() == b"previous content"  # the old file is untouched, no half-written one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.npy", "zz-broken.jpg"]
+
+
+def test_unknown_vector_format_is_a_usage_error(cli, tmp_path) -> None:
+    result = cli("encode", SAMPLE / "sentences.txt", "--to", "parquet", ok=False)
+    assert result.exit_code == 2 and "parquet" in result.stderr

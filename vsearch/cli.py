@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from vsearch import config, server
+from vsearch.embed import VectorFormat
 from vsearch.errors import UsageError, VsearchError
 from vsearch.output import OutputFormat, default_format, render
 from vsearch.records import STDIN, Format
@@ -141,8 +142,8 @@ def encode(
     id_field: Annotated[Optional[str], typer.Option("--id-field", help="The field that holds the id. Default: id if present, else the line number.")] = None,
     input_format: InputFormat = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
-    vector_format: Annotated[Optional[str], typer.Option(
-        "--to", metavar="jsonl|npy|f32", help="Vector format. Default: from --output's extension, else jsonl.")] = None,
+    vector_format: Annotated[Optional[VectorFormat], typer.Option(
+        "--to", help="Vector format. Default: from --output's extension (.npy, .f32), else jsonl.")] = None,
     image: Annotated[bool, typer.Option("--image", help="Treat the inputs as images even without image extensions.")] = False,
     batch_size: BatchSize = 64,
     model: Model = None,
@@ -159,26 +160,15 @@ def encode(
     paths = list(inputs or [STDIN])
     for path in paths:
         _check_stdin(path)
-    images = image or embed.is_image_input(paths)
-    fmt = embed.VectorFormat(vector_format or (output.suffix.lstrip(".") if output and output.suffix in (".npy", ".f32") else "jsonl"))
     settings = _settings(model=model, image_model=image_model, device=device)
-    if images:
-        files = embed.expand_images(paths)
-        items: Any = (embed.Item(str(p), str(p)) for p in files)
-        encoder = load_image_encoder(settings.image_model, settings.device)
-    else:
-        items = embed.text_items(paths, input_format, field, id_field)
-        encoder = load_text_encoder(settings.model, settings.device)
-    out = open(output, "wb") if output else sys.stdout.buffer
-    writer = embed.VectorWriter(out, fmt)
-    with _progress("encoding", len(files) if images else None) as advance:
-        for ids, vectors in embed.encode_items(items, encoder, images, batch_size, chunk=batch_size * 16):
-            writer.write(ids, vectors)
-            advance(len(ids))
-    writer.close()
+    job = embed.plan_inputs(paths, image, input_format, field, id_field)
+    encoder = (load_image_encoder(settings.image_model, settings.device) if job.images
+               else load_text_encoder(settings.model, settings.device))
+    fmt = vector_format or embed.format_for(output)
+    with _progress("encoding", job.count) as advance, embed.open_output(output) as out:
+        rows, dim = embed.write_vectors(job, encoder, out, fmt, batch_size, advance)
     if output:
-        out.close()
-        _note(f"wrote {writer.rows} vectors of {writer.dim} dimensions to {output}")
+        _note(f"wrote {rows} vectors of {dim} dimensions to {output}")
 
 
 @app.command("create-index")
@@ -278,7 +268,6 @@ def load(
     Example: vsearch load products sample_data/products.csv --text-field productDisplayName --image-field image
     """
     from vsearch import ingest, store
-    from vsearch.models import load_image_encoder, load_text_encoder
     from vsearch.records import detect_format, read_records
 
     _check_stdin(source)
@@ -287,13 +276,7 @@ def load(
     client = store.connect(settings)
     spec = store.get_spec(client, name)
     plan = ingest.plan_load(spec, source, id_field, text_field or [], image_field)
-    text_encoder = image_encoder = None
-    if plan.text_vector:
-        text_encoder = load_text_encoder(model or plan.text_vector.model or settings.model, settings.device)
-        ingest.check_dimensions(spec, plan.text_vector, text_encoder)
-    if plan.image_vector:
-        image_encoder = load_image_encoder(image_model or plan.image_vector.model or settings.image_model, settings.device)
-        ingest.check_dimensions(spec, plan.image_vector, image_encoder)
+    text_encoder, image_encoder = ingest.load_encoders(spec, plan, settings, model, image_model)
     with _progress(f"loading {name}") as advance:
         report = ingest.load_records(client, spec, plan, read_records(source, fmt), text_encoder, image_encoder,
                                      batch_size, advance)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import struct
-from collections.abc import Iterable, Iterator
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from itertools import islice
@@ -32,6 +36,56 @@ class VectorFormat(str, Enum):
 class Item:
     id: str
     payload: str  # a text, or an image path
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    items: Iterable[Item]
+    images: bool
+    count: int | None  # known up front for image files, not for streamed text
+
+
+def plan_inputs(paths: list[str], image: bool, fmt: Format | None, field: str | None,
+                id_field: str | None) -> EncodeJob:
+    """What to encode: image files (by --image or their extensions), else texts."""
+    if image or is_image_input(paths):
+        files = expand_images(paths)
+        return EncodeJob([Item(str(p), str(p)) for p in files], True, len(files))
+    return EncodeJob(text_items(paths, fmt, field, id_field), False, None)
+
+
+def format_for(output: Path | None) -> VectorFormat:
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    return VectorFormat(suffix) if suffix in (VectorFormat.npy.value, VectorFormat.f32.value) else VectorFormat.jsonl
+
+
+@contextmanager
+def open_output(path: Path | None) -> Iterator[IO[bytes]]:
+    """stdout, or a file that appears only when complete: written beside it, renamed into place on success."""
+    if path is None:
+        yield sys.stdout.buffer
+        return
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, path)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+
+
+def write_vectors(job: EncodeJob, encoder: Encoder, out: IO[bytes], fmt: VectorFormat, batch_size: int,
+                  progress: Callable[[int], None]) -> tuple[int, int]:
+    """Encode everything and write it; returns (rows, dimension)."""
+    writer = VectorWriter(out, fmt)
+    for ids, vectors in encode_items(job.items, encoder, job.images, batch_size, chunk=batch_size * 16):
+        writer.write(ids, vectors)
+        progress(len(ids))
+    writer.close()
+    return writer.rows, writer.dim
 
 
 def is_image_input(paths: list[str]) -> bool:

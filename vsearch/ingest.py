@@ -14,7 +14,8 @@ import numpy as np
 import redis
 
 from vsearch.errors import InputError, ModelError, UsageError, VsearchError
-from vsearch.models import Encoder, open_image
+from vsearch.config import Settings
+from vsearch.models import Encoder, load_image_encoder, load_text_encoder, open_image
 from vsearch.records import STDIN, Record
 from vsearch.schema import FieldType, IndexSpec, Storage, VectorField
 from vsearch.store import Document, write_documents
@@ -50,6 +51,21 @@ def plan_load(spec: IndexSpec, source: str, id_field: str, text_fields: list[str
         raise UsageError(f"say which field to embed: {wanted or '--text-field'}")
     root = Path.cwd() if source == STDIN else Path(source).resolve().parent
     return LoadPlan(id_field, tuple(text_fields), image_field, root, text_vector, image_vector)
+
+
+def load_encoders(spec: IndexSpec, plan: LoadPlan, settings: Settings, model: str | None,
+                  image_model: str | None) -> tuple[Encoder | None, Encoder | None]:
+    """The models for the planned vectors: --model if given, else the one the index recorded, else the
+    configured default; each checked against its field's dimension before any record is read."""
+    text_encoder = image_encoder = None
+    if plan.text_vector:
+        text_encoder = load_text_encoder(model or plan.text_vector.model or settings.model, settings.device)
+        check_dimensions(spec, plan.text_vector, text_encoder)
+    if plan.image_vector:
+        image_encoder = load_image_encoder(image_model or plan.image_vector.model or settings.image_model,
+                                           settings.device)
+        check_dimensions(spec, plan.image_vector, image_encoder)
+    return text_encoder, image_encoder
 
 
 def check_dimensions(spec: IndexSpec, vector: VectorField, encoder: Encoder) -> None:

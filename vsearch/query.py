@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from vsearch.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, Settings
+from vsearch.config import Settings
 from vsearch.errors import InputError, UsageError
 from vsearch.models import load_image_encoder, load_text_encoder, open_image
 from vsearch.schema import IndexSpec, VectorField
@@ -59,9 +59,9 @@ def _query_vector(client: redis.Redis, spec: IndexSpec, settings: Settings, requ
     if request.vector is not None:
         return parse_vector(request.vector)
     if field.embeds == "image":
-        encoder = load_image_encoder(request.model or field.model or DEFAULT_IMAGE_MODEL, settings.device)
+        encoder = load_image_encoder(request.model or field.model or settings.image_model, settings.device)
     else:
-        encoder = load_text_encoder(request.model or field.model or DEFAULT_TEXT_MODEL, settings.device)
+        encoder = load_text_encoder(request.model or field.model or settings.model, settings.device)
     if request.image is not None:
         return encoder.encode_images([open_image(request.image)])[0]
     return encoder.encode_texts([request.text or ""])[0]
