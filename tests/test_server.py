@@ -88,3 +88,32 @@ def test_socket_path_too_long(cli, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("VSEARCH_HOME", str(deep))
     result = cli("server", "start", ok=False)
     assert result.exit_code == 1 and "too long for a unix socket" in result.stderr
+
+
+def test_port_option_listens_on_loopback_and_cannot_change_a_running_server(cli, own_home) -> None:
+    import socket as sockets
+
+    import redis
+
+    with sockets.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert f"127.0.0.1:{port}" in cli("server", "start", "--port", port).stderr
+    assert redis.Redis(host="127.0.0.1", port=port).ping()
+    assert f"127.0.0.1:{port}" in cli("server", "status").stdout
+    other = cli("server", "start", "--port", port + 1, ok=False)
+    assert other.exit_code == 1 and f"already runs on port {port}" in other.stderr
+    assert cli("server", "start", "--port", port).exit_code == 0
+
+
+def test_a_taken_port_fails_fast_with_the_reason(cli, own_home) -> None:
+    import socket as sockets
+
+    with sockets.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        started = time.monotonic()
+        result = cli("server", "start", "--port", taken.getsockname()[1], ok=False)
+    assert result.exit_code == 1
+    assert "Failed listening on port" in result.stderr and "redis.log" in result.stderr
+    assert time.monotonic() - started < 10

@@ -243,12 +243,14 @@ def _start_lock(paths: ServerPaths) -> Iterator[None]:
 def ensure_running(home: Path, port: int | None = None) -> Path:
     """Start the embedded server unless it already answers; return its unix socket path."""
     paths = ServerPaths(home)
-    if _ping(paths):
-        return paths.socket
-    with _start_lock(paths):
-        if _ping(paths):
-            return paths.socket
-        _start(paths, port)
+    if not _ping(paths):
+        with _start_lock(paths):
+            if not _ping(paths):  # another command may have started it while this one waited
+                _start(paths, port)
+                return paths.socket
+    if port is not None and (running := status(home).port) != port:
+        where = f"on port {running}" if running else "without a TCP port"
+        raise ServerError(f"the embedded server already runs {where}: run `vsearch server stop` first to change it")
     return paths.socket
 
 
@@ -268,6 +270,7 @@ def _start(paths: ServerPaths, port: int | None) -> None:
     ]
     for module in module_paths():
         args += ["--loadmodule", str(module)]
+    log_offset = paths.logfile.stat().st_size if paths.logfile.exists() else 0
     result = subprocess.run(args, env=_server_env(paths.home), capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ServerError(f"redis-server did not start: {_last_line(result.stderr or result.stdout)} (log: {paths.logfile})")
@@ -275,6 +278,8 @@ def _start(paths: ServerPaths, port: int | None) -> None:
     while time.monotonic() < deadline:
         if _ping(paths):
             return
+        if failure := _startup_failure(paths, log_offset):  # e.g. the port is taken: say so now
+            raise ServerError(f"redis-server did not start: {failure} (log: {paths.logfile})")
         time.sleep(0.05)
     raise ServerError(f"redis-server did not answer within {START_TIMEOUT_S:.0f} s: {_log_tail(paths)} (log: {paths.logfile})")
 
@@ -318,6 +323,18 @@ def status(home: Path) -> ServerStatus:
         client.close()
     return ServerStatus(True, int(info["process_id"]), paths.socket, port, str(info["redis_version"]), modules,
                         keys, str(info["used_memory_human"]), paths.logfile)
+
+
+def _startup_failure(paths: ServerPaths, offset: int) -> str | None:
+    """The line where a daemonized redis-server logged that it gives up, if it has."""
+    try:
+        with open(paths.logfile, "rb") as handle:
+            handle.seek(offset)
+            new = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    fatal = [line for line in new.splitlines() if "aborting" in line.lower() or "fatal" in line.lower()]
+    return fatal[-1].split(" # ", 1)[-1].strip() if fatal else None
 
 
 def _last_line(text: str) -> str:
