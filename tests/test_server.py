@@ -79,8 +79,16 @@ def test_two_commands_starting_together_share_one_server(own_home) -> None:
     assert all(p.wait(timeout=120) == 0 for p in procs)
     state = server.status(own_home)
     assert state.running
-    pids = subprocess.run(["pgrep", "-f", f"{own_home}/redis/redis.sock"], capture_output=True, text=True).stdout.split()
-    assert len(pids) == 1
+    socket = f"{own_home}/redis/redis.sock".encode()
+    servers = [p for p in Path("/proc").glob("[0-9]*") if socket in _cmdline(p)]
+    assert len(servers) == 1
+
+
+def _cmdline(process: Path) -> bytes:
+    try:
+        return (process / "cmdline").read_bytes()
+    except OSError:  # the process ended while we looked
+        return b""
 
 
 def test_socket_path_too_long(cli, monkeypatch, tmp_path) -> None:
