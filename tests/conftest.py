@@ -62,6 +62,15 @@ class Cli:
         return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+def one_error_line(result) -> str:
+    """The single line a failed command printed on stderr; fails the test if there is more, or a traceback."""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("vsearch: error: ")
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def cli(vsearch_home: Path) -> Cli:
     return Cli()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.conftest import one_error_line
 from vsearch import server
 from vsearch.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, redact_url, resolve
 
@@ -148,14 +149,6 @@ def test_redact_url_hides_a_password_with_a_slash() -> None:
 # Through the CLI: unreachable servers, servers without the search module, broken config files
 
 UNREACHABLE = "redis://user:s3cret@127.0.0.1:1/0"
-
-
-def one_error_line(result) -> str:
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("vsearch: error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def assert_unreachable_without_secret(result) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import vsearch.records as records
+from tests.conftest import one_error_line
 from vsearch.errors import InputError
 from vsearch.records import Format, detect_format, read_lines, read_records
 
@@ -52,14 +53,6 @@ def input_error(call) -> str:
     with pytest.raises(InputError) as caught:
         call()
     return str(caught.value)
-
-
-def one_error_line(result) -> str:
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("vsearch: error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------------------------------
