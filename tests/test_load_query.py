@@ -291,3 +291,24 @@ def test_credentials_in_the_url(cli, redis_client, vsearch_home, index_name) -> 
         assert "wrong-pass" not in wrong.output
     finally:
         redis_client.execute_command("ACL", "DELUSER", "vs-tester")
+
+
+def test_several_text_fields_are_joined_and_one_may_be_empty(cli, redis_client, index_name, tmp_path) -> None:
+    make_index(cli, index_name)
+    papers = [{"id": "p1", "title": "", "body": "red running shoes"},
+              {"id": "p2", "title": "Watches", "body": "gold bracelet watch"},
+              {"id": "p3", "title": "", "body": ""}]
+    path = write(tmp_path, "jsonl", papers[:2])
+    cli("load", index_name, path, "--text-field", "title", "--text-field", "body")
+    stored = np.frombuffer(redis_client.hget(f"{index_name}:p2", "text_vector"), dtype="<f4")
+    np.testing.assert_allclose(stored, load_text_encoder().encode_texts(["Watches gold bracelet watch"])[0], atol=1e-6)
+    empty = cli("load", index_name, write(tmp_path, "jsonl", papers[2:]), "--text-field", "title",
+                "--text-field", "body", ok=False)
+    assert empty.exit_code == 1 and "line 1: nothing to embed: 'title', 'body' empty" in empty.stderr
+
+
+def test_empty_id_is_named(cli, index_name, tmp_path) -> None:
+    make_index(cli, index_name)
+    path = write(tmp_path, "csv", [{"id": "a", "title": "x"}, {"id": "", "title": "y"}])
+    result = cli("load", index_name, path, "--text-field", "title", ok=False)
+    assert result.exit_code == 1 and f"{path} line 3: field 'id' is empty" in result.stderr

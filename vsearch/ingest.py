@@ -114,7 +114,7 @@ def _embed(spec: IndexSpec, plan: LoadPlan, batch: list[Record], text_encoder: E
     fields = [_document_fields(spec, record) for record in batch]
     vectors: list[dict[str, np.ndarray]] = [{} for _ in batch]
     if plan.text_vector is not None and text_encoder is not None:
-        texts = [" ".join(_required(record, name) for name in plan.text_fields) for record in batch]
+        texts = [_text(record, plan.text_fields) for record in batch]
         for row, vector in zip(vectors, text_encoder.encode_texts(texts)):
             row[plan.text_vector.name] = vector
     if plan.image_vector is not None and image_encoder is not None and plan.image_field:
@@ -124,14 +124,26 @@ def _embed(spec: IndexSpec, plan: LoadPlan, batch: list[Record], text_encoder: E
     return [Document(i, f, v) for i, f, v in zip(ids, fields, vectors)]
 
 
-def _required(record: Record, name: str) -> str:
+def _field(record: Record, name: str) -> str:
     if name not in record.data:
         present = ", ".join(list(record.data)[:12])
         raise InputError(f"{record.where()}: no field '{name}' (fields: {present})")
     value = record.data[name]
-    text = "" if value is None else str(value).strip()
-    if not text:
+    return "" if value is None else str(value).strip()
+
+
+def _required(record: Record, name: str) -> str:
+    """A field that must hold a value: the id, an image path."""
+    if not (value := _field(record, name)):
         raise InputError(f"{record.where()}: field '{name}' is empty")
+    return value
+
+
+def _text(record: Record, names: tuple[str, ...]) -> str:
+    """The text fields joined by spaces; one of several may be empty (a paper without a title), not all."""
+    text = " ".join(part for part in (_field(record, name) for name in names) if part)
+    if not text:
+        raise InputError(f"{record.where()}: nothing to embed: {', '.join(repr(n) for n in names)} empty")
     return text
 
 
