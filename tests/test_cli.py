@@ -73,3 +73,13 @@ def test_stdout_is_data_only(cli, products) -> None:
     result = cli("query", products, "--like", "1653", "-k", "3")
     assert [line[0] for line in result.stdout.splitlines()] == ["{", "{", "{"]
     assert result.stderr == ""
+
+
+def test_cuda_without_a_gpu_is_one_line(cli) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is valid here")
+    result = cli("similarity", "a", "b", "--device", "cuda", ok=False)
+    assert result.exit_code == 1
+    assert "torch sees no CUDA GPU here: use --device cpu" in result.stderr

@@ -312,3 +312,11 @@ def test_empty_id_is_named(cli, index_name, tmp_path) -> None:
     path = write(tmp_path, "csv", [{"id": "a", "title": "x"}, {"id": "", "title": "y"}])
     result = cli("load", index_name, path, "--text-field", "title", ok=False)
     assert result.exit_code == 1 and f"{path} line 3: field 'id' is empty" in result.stderr
+
+
+def test_table_shows_the_indexed_fields_and_json_every_field(cli, products) -> None:
+    table = cli("query", products, "--like", "1653", "-k", "2", "--format", "table").stdout
+    header = next(line for line in table.splitlines() if "rank" in line)
+    assert "articleType" in header and "baseColour" not in header
+    row = cli.jsonl("query", products, "--like", "1653", "-k", "1")[0]
+    assert {"baseColour", "season", "usage", "image"} <= set(row)

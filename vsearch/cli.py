@@ -295,7 +295,7 @@ def query(
     filter_expression: Annotated[Optional[str], typer.Option(
         "--filter", metavar="EXPR", help="RediSearch pre-filter, e.g. '@gender:{Men} @year:[2011 2012]'.")] = None,
     field: Annotated[Optional[str], typer.Option("--field", help="Vector field to search (e.g. image_vector for text-to-image with CLIP).")] = None,
-    fields: Annotated[Optional[str], typer.Option("--return", metavar="F1,F2", help="Document fields to show. Default: all.")] = None,
+    fields: Annotated[Optional[str], typer.Option("--return", metavar="F1,F2", help="Document fields to show. Default: all (a table shows the indexed ones).")] = None,
     ef_runtime: Annotated[Optional[int], typer.Option(help="HNSW EF_RUNTIME for this query (recall vs speed).", min=1)] = None,
     model: Annotated[Optional[str], typer.Option("--model", metavar="NAME_OR_PATH", help="Override the model the index recorded for that field.")] = None,
     device: Device = None,
@@ -317,10 +317,13 @@ def query(
     spec = store.get_spec(client, name)
     request = QueryRequest(text, image, vector, like, field, k, filter_expression, ef_runtime, model)
     hits = run_query(client, spec, settings, request)
+    out_format = _out_format(fmt)
     keep = [f.strip() for f in fields.split(",")] if fields else None
+    if keep is None and out_format is OutputFormat.table and spec.fields:
+        keep = [f.name for f in spec.fields]  # a table for people: the indexed fields, not every column
     rows = [{"rank": h.rank, "id": h.id, "score": h.score,
              **(h.fields if keep is None else {f: h.fields[f] for f in keep if f in h.fields})} for h in hits]
-    render(rows, _out_format(fmt), title=f"{name}: {text or image or like or 'vector'}")
+    render(rows, out_format, title=f"{name}: {text or image or like or 'vector'}")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def _table(rows: Sequence[dict[str, Any]], title: str | None, stream: IO[str]) -
     for column in columns:
         numeric = column in ("rank", "score")
         table.add_column(column, justify="right" if numeric else "left", style="bold" if column == "id" else None,
-                         overflow="fold")
+                         overflow="fold", no_wrap=column in ("rank", "id", "score"))
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     if not rows:

@@ -245,7 +245,9 @@ def document_vector(client: redis.Redis, spec: IndexSpec, doc_id: str, vector: V
             data = client.hget(key, vector.name)
             found = None if data is None else bytes_vector(cast(bytes, data), vector.datatype)
     if found is None:
-        raise StoreError(f"document '{doc_id}' not found in index '{spec.name}' (no {vector.name} at key {key})")
+        others = [v.name for v in spec.vectors if v.name != vector.name]
+        hint = f"; to search another vector field: --field {others[0]}" if others else ""
+        raise StoreError(f"document '{doc_id}' not found in index '{spec.name}' (no {vector.name} at key {key}){hint}")
     return found
 
 
