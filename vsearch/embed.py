@@ -119,13 +119,10 @@ def text_items(paths: list[str], fmt: Format | None, field: str | None, id_field
 
 
 def _record_item(record: Record, field: str, id_field: str | None) -> Item:
-    if field not in record.data:
-        raise InputError(f"{record.where()}: no field '{field}'")
+    text = record.value(field)
     key = id_field or ("id" if "id" in record.data else None)
-    if key is not None and key not in record.data:
-        raise InputError(f"{record.where()}: no field '{key}'")
-    item_id = str(record.data[key]) if key else str(record.line)
-    return Item(item_id, "" if record.data[field] is None else str(record.data[field]))
+    item_id = str(record.value(key)) if key else str(record.line)
+    return Item(item_id, "" if text is None else str(text))
 
 
 def encode_items(items: Iterable[Item], encoder: Encoder, images: bool, batch_size: int,

@@ -125,10 +125,7 @@ def _embed(spec: IndexSpec, plan: LoadPlan, batch: list[Record], text_encoder: E
 
 
 def _field(record: Record, name: str) -> str:
-    if name not in record.data:
-        present = ", ".join(list(record.data)[:12])
-        raise InputError(f"{record.where()}: no field '{name}' (fields: {present})")
-    value = record.data[name]
+    value = record.value(name)
     return "" if value is None else str(value).strip()
 
 

@@ -43,6 +43,13 @@ class Record:
     def where(self) -> str:
         return f"{self.source} line {self.line}"
 
+    def value(self, name: str) -> Any:
+        """The field's value, or an InputError naming the record and the fields it does have."""
+        if name not in self.data:
+            present = ", ".join(list(self.data)[:12])
+            raise InputError(f"{self.where()}: no field '{name}' (fields: {present})")
+        return self.data[name]
+
 
 def source_name(path: str) -> str:
     return "<stdin>" if path == STDIN else path
