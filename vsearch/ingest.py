@@ -15,7 +15,7 @@ import redis
 
 from vsearch.errors import InputError, ModelError, UsageError, VsearchError
 from vsearch.config import Settings
-from vsearch.models import Encoder, load_image_encoder, load_text_encoder, open_image
+from vsearch.models import Encoder, encoder_for, open_image
 from vsearch.records import STDIN, Record
 from vsearch.schema import FieldType, IndexSpec, Storage, VectorField
 from vsearch.store import Document, write_documents
@@ -59,11 +59,10 @@ def load_encoders(spec: IndexSpec, plan: LoadPlan, settings: Settings, model: st
     configured default; each checked against its field's dimension before any record is read."""
     text_encoder = image_encoder = None
     if plan.text_vector:
-        text_encoder = load_text_encoder(model or plan.text_vector.model or settings.model, settings.device)
+        text_encoder = encoder_for(plan.text_vector, model, settings)
         check_dimensions(spec, plan.text_vector, text_encoder)
     if plan.image_vector:
-        image_encoder = load_image_encoder(image_model or plan.image_vector.model or settings.image_model,
-                                           settings.device)
+        image_encoder = encoder_for(plan.image_vector, image_model, settings)
         check_dimensions(spec, plan.image_vector, image_encoder)
     return text_encoder, image_encoder
 

