@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vsearch.store import safe_filter
+from vsearch.store.search import safe_filter
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, one_error_line
 from vsearch.models import load_image_encoder, load_text_encoder, open_image
 
 ITEMS = [
@@ -48,7 +48,7 @@ def test_load_every_format_from_file_and_stdin(cli, redis_client, index_name, tm
         result = cli("load", index_name, "-", "--text-field", "title", input=path.read_text())
     else:
         result = cli("load", index_name, path, "--text-field", "title")
-    assert f"loaded 5 documents into '{index_name}'" in result.stderr
+    assert f"loaded '{index_name}': 5 read, 5 embedded" in result.stderr
     stored = redis_client.hgetall(f"{index_name}:w1")
     assert stored[b"title"] == b"black leather watch for men"
     assert stored[b"kind"] == b"watch" and stored[b"year"] == b"2011"
@@ -199,37 +199,50 @@ def test_missing_id_or_text_field(cli, redis_client, index_name, tmp_path) -> No
     assert redis_client.keys(f"{index_name}:*") == []
 
 
-def test_malformed_line_stops_before_its_batch(cli, redis_client, index_name, tmp_path) -> None:
+def test_a_malformed_line_is_rejected_and_the_run_goes_on(cli, redis_client, index_name, tmp_path) -> None:
     make_index(cli, index_name)
     lines = [json.dumps({"id": f"d{i}", "title": f"document {i}", "kind": "x", "year": 2000}) for i in range(5)]
     lines.insert(3, '{"id": "broken", "title": ')
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    result = cli("load", index_name, path, "--text-field", "title", "--batch-size", "2", ok=False)
-    assert result.exit_code == 1
-    assert f"{path} line 4: malformed JSON" in result.stderr
-    assert "2 documents loaded before it" in result.stderr
+    rejects = tmp_path / "rejects.jsonl"
+    result = cli("load", index_name, path, "--text-field", "title", "--batch-size", "2", "--rejects", rejects, ok=False)
+    assert result.exit_code == 4
+    assert f"vsearch: rejected {path} line 4: malformed JSON" in result.stderr
+    assert "6 read, 5 embedded" in result.stderr and "1 rejected" in result.stderr
     assert "Traceback" not in result.output
+    assert len(redis_client.keys(f"{index_name}:*")) == 5
+    assert rejects.read_text() == '{"id": "broken", "title": \n'
+
+
+def test_strict_stops_at_the_first_bad_record_before_its_batch(cli, redis_client, index_name, tmp_path) -> None:
+    make_index(cli, index_name)
+    lines = [json.dumps({"id": f"d{i}", "title": f"document {i}", "year": 2000}) for i in range(5)]
+    lines.insert(3, json.dumps({"id": "bad", "title": "x", "year": "soon"}))
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = cli("load", index_name, path, "--text-field", "title", "--batch-size", "2", "--strict", ok=False)
+    assert result.exit_code == 1
+    assert one_error_line(result).startswith(f"vsearch: error: {path} line 4: field 'year' is NUMERIC but holds 'soon'")
     assert sorted(redis_client.keys(f"{index_name}:*")) == [f"{index_name}:d0".encode(), f"{index_name}:d1".encode()]
 
 
-def test_malformed_csv_and_bad_numeric(cli, redis_client, index_name, tmp_path) -> None:
+def test_malformed_csv_and_bad_numeric_are_rejected(cli, redis_client, index_name, tmp_path) -> None:
     make_index(cli, index_name)
     path = tmp_path / "bad.csv"
-    path.write_text("id,title,kind,year\na,red shoe,shoe,2010\nb,blue shoe,shoe\n")
+    path.write_text("id,title,kind,year\na,red shoe,shoe,2010\nb,blue shoe,shoe\nc,green shoe,shoe,twenty ten\n")
     result = cli("load", index_name, path, "--text-field", "title", ok=False)
-    assert result.exit_code == 1 and f"{path} line 3: 3 fields, but the header has 4" in result.stderr
-    path.write_text("id,title,kind,year\na,red shoe,shoe,twenty ten\n")
-    result = cli("load", index_name, path, "--text-field", "title", ok=False)
-    assert "line 2: field 'year' is NUMERIC but holds 'twenty ten'" in result.stderr
-    assert redis_client.keys(f"{index_name}:*") == []
+    assert result.exit_code == 4
+    assert f"{path} line 3: 3 fields, but the header has 4" in result.stderr
+    assert "line 4: field 'year' is NUMERIC but holds 'twenty ten'" in result.stderr
+    assert redis_client.keys(f"{index_name}:*") == [f"{index_name}:a".encode()]
 
 
 def test_missing_image_file_is_named(cli, index_name, tmp_path) -> None:
     cli("create-index", index_name, "--image")
     path = write(tmp_path, "jsonl", [{"id": "1", "title": "x", "image": "nowhere.jpg"}])
     result = cli("load", index_name, path, "--text-field", "title", "--image-field", "image", ok=False)
-    assert result.exit_code == 1 and f"image file not found: {tmp_path / 'nowhere.jpg'}" in result.stderr
+    assert result.exit_code == 4 and f"image file not found: {tmp_path / 'nowhere.jpg'}" in result.stderr
 
 
 def test_image_field_needs_an_image_vector(cli, index_name, tmp_path) -> None:
@@ -266,7 +279,7 @@ def test_geo_fields_load_and_filter(cli, index_name, tmp_path) -> None:
     assert [h["id"] for h in near_paris] == ["paris"]
     bad = write(tmp_path, "jsonl", [{"id": "x", "title": "a bakery", "where": "north pole"}])
     result = cli("load", index_name, bad, "--text-field", "title", ok=False)
-    assert result.exit_code == 1 and "field 'where' is GEO and needs 'longitude,latitude'" in result.stderr
+    assert result.exit_code == 4 and "field 'where' is GEO and needs 'longitude,latitude'" in result.stderr
 
 
 def test_documents_written_later_are_indexed_by_redis(cli, redis_client, index_name) -> None:
@@ -304,14 +317,14 @@ def test_several_text_fields_are_joined_and_one_may_be_empty(cli, redis_client, 
     np.testing.assert_allclose(stored, load_text_encoder().encode_texts(["Watches gold bracelet watch"])[0], atol=1e-6)
     empty = cli("load", index_name, write(tmp_path, "jsonl", papers[2:]), "--text-field", "title",
                 "--text-field", "body", ok=False)
-    assert empty.exit_code == 1 and "line 1: nothing to embed: 'title', 'body' empty" in empty.stderr
+    assert empty.exit_code == 4 and "line 1: nothing to embed: 'title', 'body' empty" in empty.stderr
 
 
 def test_empty_id_is_named(cli, index_name, tmp_path) -> None:
     make_index(cli, index_name)
     path = write(tmp_path, "csv", [{"id": "a", "title": "x"}, {"id": "", "title": "y"}])
     result = cli("load", index_name, path, "--text-field", "title", ok=False)
-    assert result.exit_code == 1 and f"{path} line 3: field 'id' is empty" in result.stderr
+    assert result.exit_code == 4 and f"{path} line 3: field 'id' is empty" in result.stderr
 
 
 def test_table_shows_the_indexed_fields_and_json_every_field(cli, products) -> None:

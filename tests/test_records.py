@@ -46,7 +46,7 @@ def write_same_data(tmp_path: Path, fmt: str, rows: list[dict] = ROWS) -> Path:
 
 
 def data(path: Path | str, fmt: Format) -> list[dict]:
-    return [r.data for r in read_records(str(path), fmt)]
+    return [r.check().data for r in read_records(str(path), fmt)]
 
 
 def input_error(call) -> str:

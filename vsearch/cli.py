@@ -75,9 +75,9 @@ def _out_format(fmt: OutputFormat | None) -> OutputFormat:
 
 
 @contextmanager
-def _progress(label: str, total: int | None = None) -> Iterator[Any]:
+def _progress(label: str, total: int | None = None, enabled: bool = True) -> Iterator[Any]:
     """A progress bar on stderr when a person is watching it; a no-op otherwise."""
-    if not sys.stderr.isatty():
+    if not enabled or not sys.stderr.isatty():
         yield lambda n: None
         return
     from rich.console import Console
@@ -194,6 +194,7 @@ def create_index(
     ef_runtime: Annotated[Optional[int], typer.Option(help="HNSW EF_RUNTIME default for queries.")] = None,
     epsilon: Annotated[Optional[float], typer.Option(help="HNSW EPSILON for range queries.")] = None,
     schema_file: Annotated[Optional[Path], typer.Option("--schema", help="Take everything from a YAML or JSON schema file (RedisVL layout).")] = None,
+    replace_live: Annotated[bool, typer.Option("--replace", help="Replace an existing index's schema without downtime: its documents are copied into a new index that then takes over the name.")] = False,
     model: Model = None,
     image_model: ImageModel = None,
     redis_url: RedisUrl = None,
@@ -210,7 +211,14 @@ def create_index(
               "ef_runtime": ef_runtime, "epsilon": epsilon}
     vectors = indexes.VectorOptions(algorithm, metric, datatype, params, not no_text, dim, image, image_dim)
     spec = indexes.build_spec(name, settings, fields, vectors, storage, prefix, schema_file)
-    store.create_index(store.connect(settings), spec)
+    client = store.connect(settings)
+    if replace_live:
+        from vsearch.rebuild import replace_schema
+
+        spec, copied = replace_schema(client, spec, explicit_prefix=prefix is not None or schema_file is not None)
+        _note(f"replaced index '{spec.name}': {copied} documents copied into the new schema")
+        return
+    spec = store.create_index(client, spec)
     _note(f"created index '{spec.name}' on {spec.storage.value} keys '{spec.prefix}*': "
           + ", ".join(f"{v.name} {v.algorithm.value.upper()} {v.metric.value.upper()} {v.dim}-d ({v.model})" for v in spec.vectors))
 
@@ -252,36 +260,70 @@ def info(
 @app.command()
 def load(
     name: Annotated[str, typer.Argument(help="Index name.")],
-    source: Annotated[str, typer.Argument(metavar="[FILE|-]", help="CSV, TSV, JSON or JSONL file; - for stdin.")] = STDIN,
-    id_field: Annotated[str, typer.Option("--id-field", help="Field with each document's id; its key is PREFIX + id.")] = "id",
+    source: Annotated[str, typer.Argument(metavar="[FILE|FOLDER|-]", help="CSV, TSV, JSON or JSONL file; a folder or glob of images; - for stdin.")] = STDIN,
+    id_field: Annotated[str, typer.Option("--id-field", help="Field with each document's id, used exactly as written; its key is PREFIX + id.")] = "id",
     text_field: Annotated[Optional[list[str]], typer.Option("--text-field", help="Field(s) to embed with the text model; several are joined with spaces.")] = None,
-    image_field: Annotated[Optional[str], typer.Option("--image-field", help="Field with an image path, relative to the input file.")] = None,
+    image_field: Annotated[Optional[str], typer.Option("--image-field", help="Field with an image path, inside the image root.")] = None,
+    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder image paths must stay inside. Default: the input file's folder.")] = None,
+    vector_column: Annotated[Optional[str], typer.Option("--vector-column", metavar="COLUMN[=FIELD]", help="Column that already holds the vector (a JSON array, e.g. from `vsearch encode`): stored as it is, no model.")] = None,
     input_format: InputFormat = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents embedded and written per atomic batch.")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents embedded and written per batch (one MULTI/EXEC).")] = 256,
+    prune: Annotated[bool, typer.Option("--prune", help="Delete the index's documents whose ids are not in this input (a full snapshot).")] = False,
+    prune_limit: Annotated[float, typer.Option("--prune-limit", min=0, max=100, metavar="PERCENT", help="Refuse to --prune more than this share of the index.")] = 10.0,
+    force: Annotated[bool, typer.Option("--force", help="Prune even past --prune-limit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be embedded, updated, skipped and deleted; write nothing.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record instead of rejecting it and going on.")] = False,
+    rejects: Annotated[Optional[Path], typer.Option("--rejects", metavar="FILE", help="Write rejected records here, exactly as received.")] = None,
+    report_file: Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Write the run's counts as JSON.")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build a fresh copy of the index beside the live one, then swap it in atomically.")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=0, metavar="SECONDS", help="Wait this long for another run's lock (default: exit 75 at once).")] = 0.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
     model: Model = None,
     image_model: ImageModel = None,
     device: Device = None,
     redis_url: RedisUrl = None,
 ) -> None:
-    """Stream records into an index, embedding as it goes; loading the same input twice changes nothing.
+    """Load records into an index: embeds only what is new or changed, so a nightly reload is cheap.
+
+    Exit codes: 0 loaded; 4 loaded, but some records were rejected; 1 runtime failure (what was written
+    stays intact: rerun to finish); 2 usage error; 75 another run holds the index's lock.
 
     Example: vsearch load products sample_data/products.csv --text-field productDisplayName --image-field image
     """
-    from vsearch import ingest, store
-    from vsearch.records import detect_format, read_records
+    from vsearch import store
+    from vsearch.ingest import LoadRequest, run_load
 
     _check_stdin(source)
+    if image_field is None and not text_field and not vector_column and _is_image_folder(source):
+        image_field, id_field = "image", "id"
     settings = _settings(redis_url=redis_url, model=model, image_model=image_model, device=device)
-    fmt = detect_format(source, input_format)
-    client = store.connect(settings)
-    spec = store.get_spec(client, name)
-    plan = ingest.plan_load(spec, source, id_field, text_field or [], image_field)
-    text_encoder, image_encoder = ingest.load_encoders(spec, plan, settings, model, image_model)
-    with _progress(f"loading {name}") as advance:
-        report = ingest.load_records(client, spec, plan, read_records(source, fmt), text_encoder, image_encoder,
-                                     batch_size, advance)
-    _note(f"loaded {report.documents} documents into '{name}' in {report.seconds:.1f} s "
-          f"({store.count_documents(client, name)} in the index)")
+    request = LoadRequest(
+        name=name, source=source, input_format=input_format, id_field=id_field, text_fields=tuple(text_field or ()),
+        image_field=image_field, image_root=image_root, vector_column=vector_column, batch_size=batch_size,
+        prune=prune, prune_limit=prune_limit / 100, force=force, dry_run=dry_run, strict=strict, rejects=rejects,
+        rebuild=rebuild, wait_s=wait, model=model, image_model=image_model)
+    warn = (lambda message: None) if quiet else (lambda message: _note(f"vsearch: {message}"))
+    with _progress(f"loading {name}", enabled=not quiet) as advance:
+        report = run_load(store.connect(settings), settings, request, advance, warn)
+    if report_file is not None:
+        _write_atomically(report_file, report.to_json() + "\n")
+    if not quiet:
+        _note(report.summary())
+    raise typer.Exit(report.exit_code)
+
+
+def _is_image_folder(source: str) -> bool:
+    return source != STDIN and (Path(source).is_dir() or any(c in source for c in "*?["))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    import tempfile
+
+    path = path.expanduser()
+    with tempfile.NamedTemporaryFile("w", dir=path.parent or ".", prefix=f".{path.name}.", delete=False,
+                                     encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
 
 
 @app.command()
@@ -310,20 +352,19 @@ def query(
     Example: vsearch query products "black leather watch for men" -k 5 --filter "@gender:{Men}"
     """
     from vsearch import store
-    from vsearch.query import QueryRequest, run_query
+    from vsearch.query import QueryRequest, result_rows, run_query
 
     settings = _settings(redis_url=redis_url, device=device)
     client = store.connect(settings)
     spec = store.get_spec(client, name)
-    request = QueryRequest(text, image, vector, like, field, k, filter_expression, ef_runtime, model)
+    keep = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    request = QueryRequest(text=text, image=image, vector=vector, like=like, field=field, k=k, filter=filter_expression,
+                           ef_runtime=ef_runtime, model=model, return_fields=tuple(keep) if keep else None)
     hits = run_query(client, spec, settings, request)
     out_format = _out_format(fmt)
-    keep = [f.strip() for f in fields.split(",")] if fields else None
     if keep is None and out_format is OutputFormat.table and spec.fields:
         keep = [f.name for f in spec.fields]  # a table for people: the indexed fields, not every column
-    rows = [{"rank": h.rank, "id": h.id, "score": h.score,
-             **(h.fields if keep is None else {f: h.fields[f] for f in keep if f in h.fields})} for h in hits]
-    render(rows, out_format, title=f"{name}: {text or image or like or 'vector'}")
+    render(result_rows(hits, keep), out_format, title=f"{name}: {text or image or like or 'vector'}")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def text_items(paths: list[str], fmt: Format | None, field: str | None, id_field
         if not field:
             raise UsageError("say which field holds the text: --field NAME")
         records = read_records(path, fmt or EXTENSIONS[Path(path).suffix.lower()])
-        yield from (_record_item(record, field, id_field) for record in records)
+        yield from (_record_item(record.check(), field, id_field) for record in records)
 
 
 def _record_item(record: Record, field: str, id_field: str | None) -> Item:

@@ -6,16 +6,24 @@ The CLI turns a VsearchError into one line on stderr and its exit code; anything
 from __future__ import annotations
 
 
+# Exit codes that cron and alerting can tell apart (README, `vsearch load --help`).
+EXIT_OK = 0
+EXIT_FAILURE = 1  # a runtime failure: what was committed before it is intact
+EXIT_USAGE = 2
+EXIT_REJECTED = 4  # the run finished, but some records were rejected (see --rejects)
+EXIT_LOCKED = 75  # another run holds the index's lock (EX_TEMPFAIL: try again later)
+
+
 class VsearchError(Exception):
     """A failure the user can act on. `str(error)` is the whole message, hint included."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILURE
 
 
 class UsageError(VsearchError):
     """The command line itself is wrong (bad option combination or value)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class InputError(VsearchError):
@@ -45,3 +53,14 @@ class IndexNotFound(StoreError):
 
 class ModelError(VsearchError):
     """A model cannot be loaded or cannot embed the kind of input it was given."""
+
+
+class LockHeld(VsearchError):
+    """Another run is writing to the index."""
+
+    exit_code = EXIT_LOCKED
+
+    def __init__(self, name: str, waited_s: float) -> None:
+        waited = f" after waiting {waited_s:g} s" if waited_s else ""
+        super().__init__(f"another run is writing to index '{name}'{waited}: try again later, or wait for it "
+                         "with --wait SECONDS")

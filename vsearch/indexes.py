@@ -8,6 +8,7 @@ from pathlib import Path
 from vsearch.config import Settings
 from vsearch.errors import UsageError
 from vsearch.models import known_dim, load_image_encoder, load_text_encoder
+from vsearch.store.keys import default_prefix
 from vsearch.schema import (IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec, Metric,
                             Storage, VectorField, check_params, read_schema_file)
 
@@ -60,7 +61,7 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
         dim = vectors.image_dim or _model_dim(settings.image_model, settings, image=True)
         made.append(VectorField(IMAGE_VECTOR, "image", settings.image_model, dim, vectors.algorithm,
                                 vectors.metric, vectors.datatype, params))
-    return IndexSpec(name, prefix if prefix is not None else f"{name}:", storage, fields.fields(), tuple(made))
+    return IndexSpec(name, prefix if prefix is not None else default_prefix(name), storage, fields.fields(), tuple(made))
 
 
 def _with_model(vector: VectorField, settings: Settings) -> VectorField:

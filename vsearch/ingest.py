@@ -1,105 +1,424 @@
-"""`load`: records in, documents with embeddings out, written to an index in atomic batches."""
+"""`load`: one entry point that owns a whole run, from the input stream to the report.
+
+A run reads records lazily, turns each into a document (or rejects it, with its file and line), fingerprints
+what each vector is made from, reads the stored fingerprints of its batch in one round trip, embeds only what
+is new or changed, rewrites what changed otherwise with the stored vectors, and writes each batch in one
+MULTI/EXEC. Around that: the index's write lock, `--prune`, `--dry-run`, `--rebuild` behind the alias, and
+the report. Nothing here parses command lines or prints; `progress` and `warn` are the caller's.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import redis
 
-from vsearch.errors import InputError, ModelError, UsageError, VsearchError
 from vsearch.config import Settings
-from vsearch.models import Encoder, encoder_for, open_image
-from vsearch.records import STDIN, Record
+from vsearch.errors import EXIT_OK, EXIT_REJECTED, InputError, ModelError, StoreError, UsageError, VsearchError
+from vsearch.models import Encoder, encoder_for, known_dim, open_image
+from vsearch.records import Format, Record, read_source
 from vsearch.schema import FieldType, IndexSpec, Storage, VectorField
-from vsearch.store import Document, write_documents
+from vsearch import store
+from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
+from vsearch.store.definitions import get_spec, index_stats
+from vsearch.store.documents import FIELDS_DIGEST, Document, read_states, read_vectors, scan_ids
+from vsearch.store.lock import index_lock
+
+SHOWN_REJECTS = 10  # reject lines printed on stderr before the rest are only counted
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """Everything a `load` run needs to know, decided once before any record is read."""
+
+    name: str
+    source: str  # a file, a folder or glob of images, or - for stdin
+    input_format: Format | None = None
+    id_field: str = "id"
+    text_fields: tuple[str, ...] = ()
+    image_field: str | None = None
+    image_root: Path | None = None  # where image paths may point; default: the input file's folder
+    vector_column: str | None = None  # a column that already holds the vector (embedded elsewhere)
+    batch_size: int = 256
+    prune: bool = False
+    prune_limit: float = 0.1  # the share of the index --prune may delete without --force
+    force: bool = False
+    dry_run: bool = False
+    strict: bool = False
+    rejects: Path | None = None
+    rebuild: bool = False
+    wait_s: float = 0.0
+    model: str | None = None
+    image_model: str | None = None
+
+
+@dataclass
+class LoadReport:
+    index: str
+    read: int = 0  # records read from the input, rejected ones included
+    embedded: int = 0  # documents whose vectors were computed by a model (or taken from --vector-column)
+    updated: int = 0  # documents rewritten with their stored vectors: only other fields changed
+    skipped: int = 0  # documents already stored exactly as the input has them
+    deleted: int = 0  # documents --prune removed
+    rejected: int = 0
+    documents: int = 0  # documents in the index after the run
+    seconds: float = 0.0
+    dry_run: bool = False
+    rebuilt: bool = False
+    prune_skipped: str | None = None  # why --prune did nothing, when it did not run
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REJECTED if self.rejected else EXIT_OK
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def summary(self) -> str:
+        verb = "would load" if self.dry_run else "loaded"
+        parts = [f"{self.read} read", f"{self.embedded} embedded", f"{self.updated} updated",
+                 f"{self.skipped} unchanged", f"{self.deleted} deleted", f"{self.rejected} rejected"]
+        done = f"{verb} '{self.index}'{' (rebuilt)' if self.rebuilt else ''}: {', '.join(parts)}"
+        return f"{done}; {self.documents} documents in the index, {self.seconds:.1f} s"
 
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """What to read from each record, decided and checked once before any record is read."""
+    """Which fields make which vectors."""
 
     id_field: str
     text_fields: tuple[str, ...]
     image_field: str | None
-    image_root: Path  # image paths in the input are relative to the input file's folder
+    image_root: Path
     text_vector: VectorField | None
     image_vector: VectorField | None
+    precomputed: VectorField | None  # filled from vector_column
+    vector_column: str = ""
+
+    @property
+    def planned(self) -> tuple[VectorField, ...]:
+        return tuple(v for v in (self.text_vector, self.image_vector, self.precomputed) if v is not None)
 
 
-@dataclass(frozen=True)
-class LoadReport:
-    documents: int
-    seconds: float
+@dataclass
+class _Candidate:
+    """A record turned into a document-to-be: fields checked, contents known, fingerprints computed."""
+
+    record: Record
+    id: str
+    fields: dict[str, Any]
+    contents: dict[str, Any]  # vector name -> text, image Path, or a ready vector
+    fingerprint: dict[str, str]
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def plan_load(spec: IndexSpec, source: str, id_field: str, text_fields: list[str], image_field: str | None) -> LoadPlan:
-    text_vector = spec.vector("text") if text_fields else None
-    image_vector = spec.vector("image") if image_field else None
-    if text_fields and text_vector is None:
-        raise UsageError(f"index '{spec.name}' has no text vector field to hold --text-field embeddings")
-    if image_field and image_vector is None:
-        raise UsageError(f"index '{spec.name}' has no image vector field: create it with `vsearch create-index {spec.name} --image`")
-    if not text_fields and not image_field:
-        wanted = " or ".join(f"--{kind}-field" for kind in ("text", "image") if spec.vector(kind))
-        raise UsageError(f"say which field to embed: {wanted or '--text-field'}")
-    root = Path.cwd() if source == STDIN else Path(source).resolve().parent
-    return LoadPlan(id_field, tuple(text_fields), image_field, root, text_vector, image_vector)
+class Rejected(Exception):
+    """A record that cannot become a document; the run goes on without it (unless --strict)."""
 
 
-def load_encoders(spec: IndexSpec, plan: LoadPlan, settings: Settings, model: str | None,
-                  image_model: str | None) -> tuple[Encoder | None, Encoder | None]:
-    """The models for the planned vectors: --model if given, else the one the index recorded, else the
-    configured default; each checked against its field's dimension before any record is read."""
-    text_encoder = image_encoder = None
-    if plan.text_vector:
-        text_encoder = encoder_for(plan.text_vector, model, settings)
-        check_dimensions(spec, plan.text_vector, text_encoder)
-    if plan.image_vector:
-        image_encoder = encoder_for(plan.image_vector, image_model, settings)
-        check_dimensions(spec, plan.image_vector, image_encoder)
-    return text_encoder, image_encoder
+# ---------------------------------------------------------------------------------------------------
+# The entry point
 
 
-def check_dimensions(spec: IndexSpec, vector: VectorField, encoder: Encoder) -> None:
-    if encoder.dim != vector.dim:
-        raise ModelError(
-            f"model '{encoder.name}' makes {encoder.dim}-d vectors but {vector.name} in index '{spec.name}' holds "
-            f"{vector.dim}-d ones: load with the model the index was made for ({vector.model or 'unknown'})"
-        )
-
-
-def load_records(
+def run_load(
     client: redis.Redis,
-    spec: IndexSpec,
-    plan: LoadPlan,
-    records: Iterable[Record],
-    text_encoder: Encoder | None,
-    image_encoder: Encoder | None,
-    batch_size: int = 256,
+    settings: Settings,
+    request: LoadRequest,
     progress: Callable[[int], None] = lambda n: None,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> LoadReport:
-    """Embed and write records batch by batch. A bad record stops the run before its batch is written,
-    so Redis holds complete documents only: every batch before it, none of its own."""
+    """Load `request.source` into index `request.name`; see the module docstring for what a run does."""
     started = time.perf_counter()
-    written = 0
-    iterator = iter(records)
-    try:
-        for batch in _batches(iterator, batch_size):
-            documents = _embed(spec, plan, batch, text_encoder, image_encoder)
-            write_documents(client, spec, documents)
-            written += len(documents)
-            progress(len(documents))
-    except VsearchError as exc:
-        exc.args = (f"{exc} ({written} documents loaded before it, none from its batch on)",)
-        raise
-    return LoadReport(written, time.perf_counter() - started)
+    spec = get_spec(client, request.name)
+    plan = plan_load(spec, request)
+    _check_known_dimensions(spec, plan, settings, request)
+    report = LoadReport(index=request.name, dry_run=request.dry_run)
+    with index_lock(client, request.name, request.wait_s,
+                    waiting=lambda: warn(f"waiting up to {request.wait_s:g} s for another run on '{request.name}'")):
+        spec = get_spec(client, request.name)  # as it is now that this run holds the lock
+        if request.rebuild and not request.dry_run:
+            _rebuild(client, settings, spec, plan, request, report, progress, warn)
+        else:
+            run = _Run(client, settings, spec, spec, plan, request, report, progress, warn)
+            run.load()
+            if request.prune:
+                _prune(client, spec, run, request, report, warn)
+            run.check_indexed()
+        report.documents = index_stats(client, get_spec(client, request.name)).documents
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def plan_load(spec: IndexSpec, request: LoadRequest) -> LoadPlan:
+    text_vector = spec.vector("text") if request.text_fields else None
+    image_vector = spec.vector("image") if request.image_field else None
+    if request.text_fields and text_vector is None:
+        raise UsageError(f"index '{spec.name}' has no text vector field to hold --text-field embeddings")
+    if request.image_field and image_vector is None:
+        raise UsageError(f"index '{spec.name}' has no image vector field: create it with "
+                         f"`vsearch create-index {spec.name} --image`")
+    precomputed = None
+    if request.vector_column:
+        column, _, target = request.vector_column.partition("=")
+        precomputed = spec.vector_named(target) if target else _only_free_vector(spec, text_vector, image_vector)
+        if precomputed in (text_vector, image_vector):
+            raise UsageError(f"--vector-column fills {precomputed.name}, which --text-field/--image-field also fill")
+    if not request.text_fields and not request.image_field and precomputed is None:
+        wanted = " or ".join(f"--{kind}-field" for kind in ("text", "image") if spec.vector(kind))
+        raise UsageError(f"say which field to embed: {wanted or '--text-field'} (or --vector-column)")
+    root = request.image_root or (Path.cwd() if request.source == "-" else _source_root(request.source))
+    return LoadPlan(request.id_field, request.text_fields, request.image_field, root.resolve(), text_vector,
+                    image_vector, precomputed, (request.vector_column or "").partition("=")[0])
+
+
+def _only_free_vector(spec: IndexSpec, *taken: VectorField | None) -> VectorField:
+    free = [v for v in spec.vectors if v not in taken]
+    if len(free) != 1:
+        names = ", ".join(v.name for v in spec.vectors)
+        raise UsageError(f"say which vector field --vector-column fills: --vector-column COLUMN=FIELD (fields: {names})")
+    return free[0]
+
+
+def _source_root(source: str) -> Path:
+    path = Path(source)
+    return path if path.is_dir() else path.parent if path.parent != Path("") else Path.cwd()
+
+
+def _check_known_dimensions(spec: IndexSpec, plan: LoadPlan, settings: Settings, request: LoadRequest) -> None:
+    """Refuse a model of the wrong dimension before reading anything, where its dimension is known by name.
+
+    Other models are checked when first loaded, which is before their first vector is written.
+    """
+    for vector, override in ((plan.text_vector, request.model), (plan.image_vector, request.image_model)):
+        if vector is None:
+            continue
+        name = _model_name(vector, override, settings)
+        dim = known_dim(name)
+        if dim is not None and dim != vector.dim:
+            raise ModelError(_dimension_message(spec, vector, name, dim))
+
+
+def _model_name(vector: VectorField, override: str | None, settings: Settings) -> str:
+    if vector.embeds == "image":
+        return override or vector.model or settings.image_model
+    return override or vector.model or settings.model
+
+
+def _dimension_message(spec: IndexSpec, vector: VectorField, model: str, dim: int) -> str:
+    return (f"model '{model}' makes {dim}-d vectors but {vector.name} in index '{spec.name}' holds {vector.dim}-d "
+            f"ones: load with the model the index was made for ({vector.model or 'unknown'})")
+
+
+# ---------------------------------------------------------------------------------------------------
+# One pass over the input
+
+
+class _Run:
+    """Reads `request.source`, compares with `source` (the generation holding the current documents), and
+    writes to `target` (the same generation, or a new one during a rebuild)."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, source: IndexSpec, target: IndexSpec, plan: LoadPlan,
+                 request: LoadRequest, report: LoadReport, progress: Callable[[int], None],
+                 warn: Callable[[str], None]) -> None:
+        self.client, self.settings, self.source, self.target = client, settings, source, target
+        self.plan, self.request, self.report, self.progress, self.warn = plan, request, report, progress, warn
+        self.seen: set[bytes] = set()  # 8-byte digests of the ids read: duplicates, and what --prune keeps
+        self.unidentified = 0  # rejected records whose id could not be read: --prune cannot know them
+        self.encoders: dict[str, Encoder] = {}
+        self.rejects: IO[str] | None = None
+        self.batch_rejects: list[str] = []
+        self.failures_before = 0 if request.dry_run else index_stats(client, target).indexing_failures
+
+    def load(self) -> None:
+        try:
+            for batch in _batches(read_source(self.request.source, self.request.input_format, self.plan.image_root),
+                                  self.request.batch_size):
+                self._load_batch(batch)
+        except VsearchError as exc:
+            if not isinstance(exc, (InputError, UsageError)):
+                exc.args = (f"{exc} (this run had written {self.report.embedded + self.report.updated} documents "
+                            "before it; rerun the same command to finish)",)
+            raise
+        finally:
+            if self.rejects is not None:
+                self.rejects.close()
+
+    def _load_batch(self, records: list[Record]) -> None:
+        first_batch = self.report.read == 0
+        self.report.read += len(records)
+        self.batch_rejects: list[str] = []
+        candidates = [c for c in (self._candidate(r) for r in records) if c is not None]
+        if first_batch and not candidates and self.batch_rejects and all(": no field '" in m for m in self.batch_rejects):
+            # Not bad records but a wrong command line: no record has the field the options name.
+            raise InputError(f"{self.batch_rejects[0]} (no record of the first batch has it: check the field options)")
+        if not candidates:
+            self.progress(len(records))
+            return
+        states = read_states(self.client, self.source, [c.id for c in candidates])
+        stored_vectors = self._stored_vectors(candidates, states)
+        to_write: list[_Candidate] = []
+        to_embed: list[_Candidate] = []
+        for candidate, state, stored in zip(candidates, states, stored_vectors):
+            old = state.fingerprint if state else {}
+            for vector in self.source.vectors:  # reuse every stored vector still made from the same content
+                name = vector.name
+                if name in stored and (old.get(name) == candidate.fingerprint.get(name) or name not in candidate.contents):
+                    candidate.vectors[name] = stored[name]
+                    if name not in candidate.contents and name in old:
+                        candidate.fingerprint[name] = old[name]
+            if set(candidate.contents) - set(candidate.vectors):
+                to_embed.append(candidate)
+            elif self.source is self.target and old == candidate.fingerprint:
+                self.report.skipped += 1
+                continue
+            else:
+                self.report.updated += 1
+            to_write.append(candidate)
+        embedded = self._embed(to_embed)
+        self.report.embedded += embedded
+        to_write = [c for c in to_write if not (set(c.contents) - set(c.vectors))]  # drop those rejected while embedding
+        if to_write and not self.request.dry_run:
+            store.write_documents(self.client, self.target, [
+                Document(c.id, c.fields, c.vectors, c.fingerprint, c.record.where()) for c in to_write])
+        self.progress(len(records))
+
+    def _stored_vectors(self, candidates: list[_Candidate], states: list[Any]) -> list[dict[str, np.ndarray]]:
+        existing = [i for i, state in enumerate(states) if state is not None]
+        out: list[dict[str, np.ndarray]] = [{} for _ in candidates]
+        if existing:
+            found = read_vectors(self.client, self.source, [candidates[i].id for i in existing], self.source.vectors)
+            for i, vectors in zip(existing, found):
+                out[i] = vectors
+        return out
+
+    # -- records to candidates --------------------------------------------------------------------
+
+    def _candidate(self, record: Record) -> _Candidate | None:
+        try:
+            if record.error:
+                raise Rejected(record.error)
+            doc_id = document_id(record, self.plan.id_field)
+            digest = hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            if digest in self.seen:
+                raise Rejected(f"id {doc_id!r} appeared earlier in this input; the first one was loaded")
+            self.seen.add(digest)
+            fields = document_fields(self.target, record, self.plan)
+            contents = self._contents(record)
+            fingerprint = {name: self._fingerprint(name, content) for name, content in contents.items()}
+        except (Rejected, InputError) as exc:
+            self._reject(record, str(exc))
+            return None
+        fingerprint[FIELDS_DIGEST] = _digest(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode())
+        return _Candidate(record, doc_id, fields, contents, fingerprint)
+
+    def _contents(self, record: Record) -> dict[str, Any]:
+        plan, contents = self.plan, {}
+        if plan.text_vector is not None:
+            contents[plan.text_vector.name] = joined_text(record, plan.text_fields)
+        if plan.image_vector is not None and plan.image_field:
+            contents[plan.image_vector.name] = image_path(record, plan.image_field, plan.image_root)
+        if plan.precomputed is not None:
+            contents[plan.precomputed.name] = given_vector(record, plan.vector_column, plan.precomputed)
+        return contents
+
+    def _fingerprint(self, name: str, content: Any) -> str:
+        """A digest of what this vector is made from: the model, the field's shape, and the content."""
+        vector = next(v for v in self.target.vectors if v.name == name)
+        if isinstance(content, np.ndarray):
+            model, data = "given", content.astype("<f4").tobytes()
+        elif isinstance(content, Path):
+            model, data = self._model(vector), _file_digest(content)
+        else:
+            model, data = self._model(vector), str(content).encode("utf-8", "surrogatepass")
+        head = f"{model}\0{name}\0{vector.dim}\0{vector.datatype.value}\0".encode()
+        return _digest(head + data)
+
+    def _model(self, vector: VectorField) -> str:
+        override = self.request.image_model if vector.embeds == "image" else self.request.model
+        return _model_name(vector, override, self.settings)
+
+    # -- embedding ---------------------------------------------------------------------------------
+
+    def _embed(self, candidates: list[_Candidate]) -> int:
+        """Compute the missing vectors; a record whose image cannot be read is rejected, the rest go on."""
+        for vector in self.target.vectors:
+            wanting = [c for c in candidates if vector.name in c.contents and vector.name not in c.vectors]
+            given = [c for c in wanting if isinstance(c.contents[vector.name], np.ndarray)]
+            for c in given:
+                c.vectors[vector.name] = c.contents[vector.name]
+            wanting = [c for c in wanting if not isinstance(c.contents[vector.name], np.ndarray)]
+            if not wanting or self.request.dry_run:
+                for c in wanting:
+                    c.vectors[vector.name] = np.zeros(vector.dim, dtype=np.float32)  # never written
+                continue
+            encoder = self._encoder(vector)
+            if vector.embeds == "image":
+                images, kept = [], []
+                for c in wanting:
+                    try:
+                        images.append(open_image(c.contents[vector.name]))
+                        kept.append(c)
+                    except InputError as exc:
+                        self._reject(c.record, str(exc))
+                if kept:
+                    for c, vec in zip(kept, encoder.encode_images(images)):
+                        c.vectors[vector.name] = vec
+            else:
+                for c, vec in zip(wanting, encoder.encode_texts([c.contents[vector.name] for c in wanting])):
+                    c.vectors[vector.name] = vec
+        return sum(1 for c in candidates if not (set(c.contents) - set(c.vectors)))
+
+    def _encoder(self, vector: VectorField) -> Encoder:
+        """Loaded on first use: a reload with nothing new to embed never loads a model."""
+        if vector.name not in self.encoders:
+            override = self.request.image_model if vector.embeds == "image" else self.request.model
+            encoder = encoder_for(vector, override, self.settings)
+            if encoder.dim != vector.dim:
+                raise ModelError(_dimension_message(self.target, vector, encoder.name, encoder.dim))
+            self.encoders[vector.name] = encoder
+        return self.encoders[vector.name]
+
+    # -- rejects -----------------------------------------------------------------------------------
+
+    def _reject(self, record: Record, reason: str) -> None:
+        message = reason if reason.startswith(record.source) else f"{record.where()}: {reason}"
+        self.batch_rejects.append(message)
+        if self.request.strict:
+            raise InputError(f"{message} (--strict: nothing of this batch or after it was written)")
+        self.report.rejected += 1
+        if not record.data and record.error:
+            self.unidentified += 1
+        if self.report.rejected <= SHOWN_REJECTS:
+            self.warn(f"rejected {message}")
+        if self.request.rejects is not None and not self.request.dry_run:
+            if self.rejects is None:
+                self.rejects = open(self.request.rejects, "w", encoding="utf-8", newline="")
+            raw = record.raw or json.dumps(record.data, ensure_ascii=False)
+            self.rejects.write(raw if raw.endswith("\n") else raw + "\n")
+            self.rejects.flush()
+
+    def check_indexed(self) -> None:
+        """Redis silently leaves out of the index a document it cannot index: never report one as loaded."""
+        if self.request.dry_run:
+            return
+        stats = wait_indexed(self.client, self.target)
+        refused = stats.indexing_failures - self.failures_before
+        if refused > 0:
+            raise StoreError(f"Redis could not index {refused} of the documents written to '{self.target.name}' "
+                             "(FT.INFO hash_indexing_failures): they are stored but not searchable")
+
+    @property
+    def unknown_ids(self) -> bool:
+        return self.unidentified > 0
 
 
 def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -107,70 +426,169 @@ def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield batch
 
 
-def _embed(spec: IndexSpec, plan: LoadPlan, batch: list[Record], text_encoder: Encoder | None,
-           image_encoder: Encoder | None) -> list[Document]:
-    ids = [_required(record, plan.id_field) for record in batch]
-    fields = [_document_fields(spec, record) for record in batch]
-    vectors: list[dict[str, np.ndarray]] = [{} for _ in batch]
-    if plan.text_vector is not None and text_encoder is not None:
-        texts = [_text(record, plan.text_fields) for record in batch]
-        for row, vector in zip(vectors, text_encoder.encode_texts(texts)):
-            row[plan.text_vector.name] = vector
-    if plan.image_vector is not None and image_encoder is not None and plan.image_field:
-        images = [open_image(plan.image_root / _required(record, plan.image_field)) for record in batch]
-        for row, vector in zip(vectors, image_encoder.encode_images(images)):
-            row[plan.image_vector.name] = vector
-    return [Document(i, f, v) for i, f, v in zip(ids, fields, vectors)]
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _field(record: Record, name: str) -> str:
-    value = record.value(name)
-    return "" if value is None else str(value).strip()
+def _file_digest(path: Path) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise InputError(f"image file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    return digest.digest()
 
 
-def _required(record: Record, name: str) -> str:
-    """A field that must hold a value: the id, an image path."""
-    if not (value := _field(record, name)):
-        raise InputError(f"{record.where()}: field '{name}' is empty")
-    return value
+# ---------------------------------------------------------------------------------------------------
+# Prune and rebuild
 
 
-def _text(record: Record, names: tuple[str, ...]) -> str:
-    """The text fields joined by spaces; one of several may be empty (a paper without a title), not all."""
-    text = " ".join(part for part in (_field(record, name) for name in names) if part)
-    if not text:
-        raise InputError(f"{record.where()}: nothing to embed: {', '.join(repr(n) for n in names)} empty")
+def _prune(client: redis.Redis, spec: IndexSpec, run: _Run, request: LoadRequest, report: LoadReport,
+           warn: Callable[[str], None]) -> None:
+    if run.unknown_ids:
+        report.prune_skipped = f"{run.unidentified} rejected record(s) had no readable id"
+        warn(f"--prune skipped: {report.prune_skipped}, so no document can safely be called absent")
+        return
+    absent = [i for i in scan_ids(client, spec)
+              if hashlib.blake2b(i.encode("utf-8", "surrogatepass"), digest_size=8).digest() not in run.seen]
+    total = max(index_stats(client, spec).documents, 1)
+    if absent and len(absent) / total > request.prune_limit and not request.force:
+        raise UsageError(f"--prune would delete {len(absent)} of {total} documents ({len(absent) / total:.0%}), more "
+                         f"than --prune-limit {request.prune_limit:.0%}: check the input, or pass --force")
+    report.deleted = len(absent) if request.dry_run else store.delete_documents(client, spec, absent)
+
+
+def _rebuild(client: redis.Redis, settings: Settings, live: IndexSpec, plan: LoadPlan, request: LoadRequest,
+             report: LoadReport, progress: Callable[[int], None], warn: Callable[[str], None]) -> None:
+    """Load the whole input into a new generation beside the live one (reusing the live vectors whose content
+    did not change), then let `rebuild.go_live` check it and swap it in."""
+    new = next_generation(client, live)
+    run = _Run(client, settings, live, new, plan, request, report, progress, warn)
+    try:
+        run.load()
+        run.check_indexed()
+        go_live(client, live, new, report.embedded + report.updated)
+    except BaseException:
+        abandon(client, new)
+        raise
+    report.rebuilt = True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Record fields: one rule each, shared with `encode`
+
+
+def document_id(record: Record, id_field: str) -> str:
+    """The id exactly as the input has it (no stripping: `--like` must find it as typed); never blank."""
+    value = record.value(id_field)
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        raise InputError(f"{record.where()}: field '{id_field}' must be a string or a number to be an id, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{record.where()}: field '{id_field}' is {value!r}, not an id")
+    text = str(value)
+    if not text.strip():
+        raise InputError(f"{record.where()}: field '{id_field}' is empty")
     return text
 
 
-def _document_fields(spec: IndexSpec, record: Record) -> dict[str, Any]:
-    """Every input column becomes a document field; indexed NUMERIC and GEO values are checked first,
-    because Redis silently leaves a document out of the index when one of them does not parse."""
+def joined_text(record: Record, names: Iterable[str]) -> str:
+    """The text fields joined by spaces; one of several may be empty (a paper without a title), not all."""
+    names = tuple(names)
+    parts = [str(v).strip() for v in (record.value(n) for n in names) if v is not None and str(v).strip()]
+    if not parts:
+        raise InputError(f"{record.where()}: nothing to embed: {', '.join(repr(n) for n in names)} empty")
+    return " ".join(parts)
+
+
+def image_path(record: Record, name: str, root: Path) -> Path:
+    """The record's image path, resolved inside `root`: a path that leaves it (`..`, absolute, a symlink out)
+    is refused before the file is touched, so an input file cannot read, or probe for, other files."""
+    value = record.value(name)
+    if value is None or not str(value).strip():
+        raise InputError(f"{record.where()}: field '{name}' is empty")
+    resolved = (root / str(value)).resolve()
+    if not resolved.is_relative_to(root):
+        raise InputError(f"{record.where()}: image path {str(value)!r} leaves the image root {root} "
+                         "(set --image-root to a folder that holds it)")
+    return resolved
+
+
+def given_vector(record: Record, column: str, vector: VectorField) -> np.ndarray:
+    value = record.value(column)
+    try:
+        values = json.loads(value) if isinstance(value, str) else value
+        array = np.asarray(values, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise InputError(f"{record.where()}: field '{column}' is not a JSON array of numbers") from None
+    if array.ndim != 1 or array.size != vector.dim:
+        raise InputError(f"{record.where()}: field '{column}' has {array.size} numbers, but {vector.name} holds "
+                         f"{vector.dim}-d vectors")
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{record.where()}: field '{column}' holds a NaN or infinite number")
+    return array
+
+
+def document_fields(spec: IndexSpec, record: Record, plan: LoadPlan) -> dict[str, Any]:
+    """Every input column becomes a document field, in a form Redis will index.
+
+    Redis silently leaves out of the index a document whose indexed value it cannot parse (a NUMERIC `NaN`,
+    a JSON TAG holding a number), and `load` must never call such a document loaded: each indexed value is
+    checked or converted here, before anything is written.
+    """
     types = spec.field_types()
+    skip = {v.name for v in spec.vectors} | {plan.vector_column} - {""}
     out: dict[str, Any] = {}
     for name, value in record.data.items():
-        if value is None or value == "" or any(name == v.name for v in spec.vectors):
+        if value is None or value == "" or name in skip or name.startswith("__vsearch"):
             continue
         kind = types.get(name)
         if kind is FieldType.numeric:
             out[name] = _number(record, name, value)
         elif kind is FieldType.geo:
             out[name] = _geo(record, name, value)
-        elif kind is FieldType.tag and isinstance(value, list):
-            out[name] = value if spec.storage is Storage.json else ",".join(map(str, value))
+        elif kind is FieldType.tag:
+            out[name] = _tag(record, name, value, spec.storage)
+        elif kind is FieldType.text and spec.storage is Storage.json:
+            out[name] = value if isinstance(value, str) else _plain(value)
         elif spec.storage is Storage.json:
-            out[name] = value
+            out[name] = _finite(record, name, value)
         else:
-            out[name] = value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else json.dumps(value)
+            out[name] = _plain(_finite(record, name, value))
     return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _finite(record: Record, name: str, value: Any) -> Any:
+    """JSON has no NaN or Infinity (Python's reader accepts them): refuse them anywhere in a value."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise InputError(f"{record.where()}: field '{name}' holds NaN or Infinity, which JSON cannot store") from None
+    return value
 
 
 def _number(record: Record, name: str, value: Any) -> int | float:
     try:
+        if isinstance(value, bool):
+            raise ValueError
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{record.where()}: field '{name}' is NUMERIC but holds {value!r}") from None
-    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if not math.isfinite(number):
+        raise InputError(f"{record.where()}: field '{name}' is NUMERIC but holds {value!r}, which is not a finite "
+                         "number (Redis would not index the document)")
+    if isinstance(value, int) or (number.is_integer() and abs(number) < 2**53):
+        return int(number)
+    return number
 
 
 def _geo(record: Record, name: str, value: Any) -> str:
@@ -182,3 +600,14 @@ def _geo(record: Record, name: str, value: Any) -> str:
     except (TypeError, ValueError):
         raise InputError(f"{record.where()}: field '{name}' is GEO and needs 'longitude,latitude', not {value!r}") from None
     return f"{lon},{lat}"
+
+
+def _tag(record: Record, name: str, value: Any, storage: Storage) -> Any:
+    """Tags are strings: JSON storage indexes only strings (a number or a mixed array fails the document)."""
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, (list, dict)) or v is None for v in values):
+        raise InputError(f"{record.where()}: field '{name}' is TAG and needs a string or a list of strings, not {value!r}")
+    texts = [v if isinstance(v, str) else json.dumps(v) for v in values]
+    if storage is Storage.json:
+        return texts if isinstance(value, list) else texts[0]
+    return ",".join(texts)

@@ -15,6 +15,8 @@ from vsearch.models import encoder_for, open_image
 from vsearch.schema import IndexSpec, VectorField
 from vsearch.store import Hit, document_vector, search
 
+MAX_K = 10_000  # RediSearch answers at most this many KNN results (its default MAXSEARCHRESULTS caps LIMIT)
+
 
 @dataclass(frozen=True)
 class QueryRequest:
@@ -27,17 +29,39 @@ class QueryRequest:
     filter: str | None = None
     ef_runtime: int | None = None
     model: str | None = None  # overrides the model the index recorded
+    return_fields: tuple[str, ...] | None = None  # document fields to fetch; None: all of them
 
 
 def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest) -> list[Hit]:
     given = [x for x in (request.text, request.image, request.vector, request.like) if x is not None]
     if len(given) != 1:
         raise UsageError("give exactly one of: TEXT, --image, --vector, --like")
-    if request.k < 1:
-        raise UsageError("-k must be at least 1")
+    if request.k < 1 or request.k > MAX_K:
+        raise UsageError(f"-k must be between 1 and {MAX_K:,}, not {request.k:,} (RediSearch returns at most "
+                         f"{MAX_K:,} results)")
+    if request.text is not None and not request.text.strip():
+        raise UsageError("the query text is empty: give words to search for, or --like ID / --vector / --image")
+    if request.like is not None and not request.like:
+        raise UsageError("--like needs a document id")
     field = _target_field(spec, request)
     vector = _query_vector(client, spec, settings, request, field)
-    return search(client, spec, field, vector, request.k, request.filter, request.ef_runtime, exclude_id=request.like)
+    fields = list(request.return_fields) if request.return_fields is not None else None
+    hits = search(client, spec, field, vector, request.k, request.filter, request.ef_runtime, exclude_id=request.like,
+                  return_fields=fields)
+    if fields:
+        _check_returned(spec, hits, fields)
+    return hits
+
+
+def _check_returned(spec: IndexSpec, hits: list[Hit], fields: list[str]) -> None:
+    """A --return field that no hit has is most likely a typo: say so rather than show an empty column."""
+    if not hits:
+        return
+    present = {name for hit in hits for name in hit.fields}
+    known = present | {f.name for f in spec.fields}
+    if missing := [f for f in fields if f not in known]:
+        raise UsageError(f"--return: no result has field {', '.join(repr(m) for m in missing)} "
+                         f"(fields: {', '.join(sorted(known)) or 'none'})")
 
 
 def _target_field(spec: IndexSpec, request: QueryRequest) -> VectorField:
@@ -73,3 +97,28 @@ def parse_vector(text: str) -> np.ndarray:
     if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
         raise InputError("--vector must be a flat JSON array of finite numbers")
     return vector
+
+
+RESULT_KEYS = ("rank", "id", "score", "query", "query_id")  # what vsearch adds to each row
+FIELD_PREFIX = "fields."
+
+
+def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str, object] | None = None) -> list[dict[str, object]]:
+    """Rows for output: vsearch's own keys, then the document's fields.
+
+    One rule in every format: a document field whose name is one of vsearch's keys (a column called `id` or
+    `score`), or starts with `fields.`, is shown as `fields.NAME`, so it can never replace the result's own.
+    """
+    rows = []
+    for hit in hits:
+        row: dict[str, object] = {**(extra or {}), "rank": hit.rank, "id": hit.id, "score": hit.score}
+        for name, value in hit.fields.items():
+            if keep is not None and name not in keep:
+                continue
+            row[field_column(name)] = value
+        rows.append(row)
+    return rows
+
+
+def field_column(name: str) -> str:
+    return f"{FIELD_PREFIX}{name}" if name in RESULT_KEYS or name.startswith(FIELD_PREFIX) else name

@@ -39,9 +39,17 @@ class Record:
     source: str  # a file name, or <stdin>
     line: int  # 1-based: where a CSV/TSV/JSONL record ends, where a JSON array element starts
     data: dict[str, Any]
+    raw: str = ""  # the record exactly as received, for --rejects ("" where the reader cannot give it)
+    error: str | None = None  # set on a record the reader could not parse; data is then empty
 
     def where(self) -> str:
         return f"{self.source} line {self.line}"
+
+    def check(self) -> Record:
+        """The record itself, or the InputError of a line the reader could not parse."""
+        if self.error:
+            raise InputError(f"{self.where()}: {self.error}")
+        return self
 
     def value(self, name: str) -> Any:
         """The field's value, or an InputError naming the record and the fields it does have."""
@@ -49,6 +57,29 @@ class Record:
             present = ", ".join(list(self.data)[:12])
             raise InputError(f"{self.where()}: no field '{name}' (fields: {present})")
         return self.data[name]
+
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+def read_source(source: str, fmt: Format | None, root: Path) -> Iterator[Record]:
+    """The records of a `load` input: a CSV/TSV/JSON/JSONL file or stdin, or a folder or glob of images,
+    which become records {"id": path relative to `root`, "image": the same path}."""
+    if source != STDIN and (Path(source).is_dir() or any(c in source for c in "*?[")):
+        yield from read_image_folder(source, root)
+        return
+    yield from read_records(source, detect_format(source, fmt))
+
+
+def read_image_folder(source: str, root: Path) -> Iterator[Record]:
+    import glob
+
+    folder = Path(source)
+    paths = (sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+             if folder.is_dir() else sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file()))
+    for number, path in enumerate(paths, start=1):
+        relative = str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root) else str(path)
+        yield Record(source, number, {"id": relative, "image": relative}, raw=str(path))
 
 
 def source_name(path: str) -> str:
@@ -162,22 +193,42 @@ def read_lines(path: str) -> Iterator[Record]:
 
 
 def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Record]:
-    reader = csv.reader(handle, delimiter=delimiter, strict=True)
+    consumed: list[str] = []  # the physical lines of the record being parsed, to hand back as received
+
+    def lines() -> Iterator[str]:
+        for line in handle:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter, strict=True)
+    kind = "TSV" if delimiter == "\t" else "CSV"
     try:
         header = next(reader, None)
-        if header is None:
-            return
-        header = [column.strip() for column in header]
-        if len(set(header)) != len(header) or "" in header:
-            raise InputError(f"{name} line 1: the header needs unique, non-empty column names")
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise InputError(f"{name} line {reader.line_num}: {len(row)} fields, but the header has {len(header)}")
-            yield Record(name, reader.line_num, dict(zip(header, row)))
     except csv.Error as exc:
-        raise InputError(f"{name} line {reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({exc})") from exc
+        raise InputError(f"{name} line {reader.line_num}: malformed {kind} header ({exc})") from exc
+    if header is None:
+        return
+    header = [column.strip() for column in header]
+    if len(set(header)) != len(header) or "" in header:
+        raise InputError(f"{name} line 1: the header needs unique, non-empty column names")
+    while True:
+        consumed.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The reader is left at the next line: the bad record is rejected and the rest still read.
+            yield Record(name, reader.line_num, {}, raw="".join(consumed), error=f"malformed {kind} ({exc})")
+            continue
+        if not row:
+            continue
+        raw = "".join(consumed)
+        if len(row) != len(header):
+            yield Record(name, reader.line_num, {}, raw=raw,
+                         error=f"{len(row)} fields, but the header has {len(header)}")
+            continue
+        yield Record(name, reader.line_num, dict(zip(header, row)), raw=raw)
 
 
 def _read_jsonl(handle: IO[str], name: str) -> Iterator[Record]:
@@ -187,10 +238,12 @@ def _read_jsonl(handle: IO[str], name: str) -> Iterator[Record]:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{name} line {number}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
+            yield Record(name, number, {}, raw=line, error=f"malformed JSON ({exc.msg} at column {exc.colno})")
+            continue
         if not isinstance(data, dict):
-            raise InputError(f"{name} line {number}: expected a JSON object, got {type(data).__name__}")
-        yield Record(name, number, data)
+            yield Record(name, number, {}, raw=line, error=f"expected a JSON object, got {type(data).__name__}")
+            continue
+        yield Record(name, number, data, raw=line)
 
 
 def _read_json(handle: IO[str], name: str) -> Iterator[Record]:

@@ -81,6 +81,14 @@ class IndexSpec:
     storage: Storage = Storage.hash
     fields: tuple[Field, ...] = ()
     vectors: tuple[VectorField, ...] = ()
+    # vsearch serves NAME as an alias of the RediSearch index NAME~GENERATION, so that a rebuild can swap in a
+    # new generation atomically; 0 means NAME is itself the index (one made by another tool).
+    generation: int = 0
+
+    @property
+    def physical(self) -> str:
+        """The RediSearch index that holds the documents now."""
+        return f"{self.name}~{self.generation}" if self.generation else self.name
 
     def vector(self, embeds: str) -> VectorField | None:
         return next((v for v in self.vectors if v.embeds == embeds), None)
@@ -102,8 +110,10 @@ class IndexSpec:
             attrs = {"algorithm": v.algorithm.value, "dims": v.dim, "distance_metric": v.metric.value,
                      "datatype": v.datatype.value, "embeds": v.embeds, "model": v.model, **v.params}
             fields.append({"name": v.name, "type": "vector", "attrs": attrs})
-        return {"index": {"name": self.name, "prefix": self.prefix, "storage_type": self.storage.value},
-                "fields": fields}
+        index: dict[str, Any] = {"name": self.name, "prefix": self.prefix, "storage_type": self.storage.value}
+        if self.generation:
+            index["generation"] = self.generation
+        return {"index": index, "fields": fields}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> IndexSpec:
@@ -131,7 +141,7 @@ class IndexSpec:
             name = str(index["name"])
             return cls(name=name, prefix=str(index.get("prefix", f"{name}:")),
                        storage=Storage(str(index.get("storage_type", "hash")).lower()),
-                       fields=tuple(fields), vectors=tuple(vectors))
+                       fields=tuple(fields), vectors=tuple(vectors), generation=int(index.get("generation", 0)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{where}: not a valid index schema ({_describe(exc)})") from exc
 

@@ -1,0 +1,158 @@
+"""Zero-downtime rebuilds: a new generation of an index is built beside the live one, checked, and swapped in
+behind the alias NAME in one transaction; then the old generation is dropped with its documents.
+
+Queries name the alias, so they answer from the old generation until the swap and from the new one after.
+A failed rebuild drops the half-built generation and leaves the live one serving.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import replace
+from typing import Any, cast
+
+import redis
+
+from vsearch.errors import StoreError, UsageError
+from vsearch.schema import IndexSpec, Storage
+from vsearch.store.connection import translate_errors
+from vsearch.store.definitions import create_index, drop_physical, get_spec, index_exists, index_stats, swap_alias
+from vsearch.store.documents import delete_prefix, key_of, scan_ids
+from vsearch.store.keys import default_prefix, generation_prefix
+from vsearch.store.lock import index_lock
+from vsearch.store.vectors import bytes_vector, vector_bytes
+
+INDEXING_WAIT_S = 600.0
+COPY_BATCH = 500
+
+
+def next_generation(client: redis.Redis, live: IndexSpec, spec: IndexSpec | None = None) -> IndexSpec:
+    """The next generation of `live` (with `spec`'s schema when given), created empty and not yet aliased.
+
+    A generation left behind by a killed rebuild is dropped first: it never served a query.
+    """
+    if not live.generation:
+        raise UsageError(f"index '{live.name}' was not created by vsearch (it has no alias to swap): "
+                         "recreate it with `vsearch create-index` to rebuild it without downtime")
+    generation = live.generation + 1
+    base = replace(spec or live, name=live.name)
+    if spec is None or spec.prefix in (live.prefix, default_prefix(live.name)):
+        given = live.prefix
+    else:
+        given = spec.prefix
+    if given == default_prefix(live.name, live.generation) or given == default_prefix(live.name):
+        prefix = default_prefix(live.name, generation)
+    else:
+        prefix = generation_prefix(re.sub(r"~\d+(?=[:~]?$)", "", given), generation)
+    new = replace(base, generation=generation, prefix=prefix)
+    abandon(client, new)
+    return create_index(client, new, replacing=live.name)
+
+
+def abandon(client: redis.Redis, new: IndexSpec) -> None:
+    """Drop a generation that never went live, with whatever documents it has."""
+    if index_exists(client, new.physical):
+        drop_physical(client, new, delete_documents=True)
+    delete_prefix(client, new.prefix)
+
+
+def wait_indexed(client: redis.Redis, spec: IndexSpec) -> Any:
+    deadline = time.monotonic() + INDEXING_WAIT_S
+    while True:
+        stats = index_stats(client, spec)
+        if not stats.indexing or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.1)
+
+
+def go_live(client: redis.Redis, live: IndexSpec, new: IndexSpec, expected: int) -> None:
+    """Check the new generation (indexing finished, no failures, every document in), swap, drop the old one."""
+    stats = wait_indexed(client, new)
+    if stats.indexing:
+        raise StoreError(f"the new generation of '{new.name}' was still indexing after {INDEXING_WAIT_S:.0f} s")
+    if stats.indexing_failures:
+        raise StoreError(f"Redis could not index {stats.indexing_failures} documents of the new generation of '{new.name}'")
+    if stats.documents != expected:
+        raise StoreError(f"the new generation of '{new.name}' holds {stats.documents} documents, but {expected} were written")
+    swap_alias(client, live, new)
+    drop_physical(client, live, delete_documents=True)
+
+
+def replace_schema(client: redis.Redis, spec: IndexSpec, explicit_prefix: bool) -> tuple[IndexSpec, int]:
+    """`create-index NAME --replace`: the live documents, copied under the new schema, take over NAME."""
+    with index_lock(client, spec.name):
+        live = get_spec(client, spec.name)
+        _check_vectors_compatible(live, spec)
+        wanted = spec if explicit_prefix else replace(spec, prefix=live.prefix)
+        new = next_generation(client, live, wanted)
+        try:
+            copied = _copy_documents(client, live, new)
+            go_live(client, live, new, copied)
+        except BaseException:
+            abandon(client, new)
+            raise
+    return new, copied
+
+
+def _check_vectors_compatible(live: IndexSpec, spec: IndexSpec) -> None:
+    """Stored vectors can move to the new schema only if they mean the same there."""
+    old = {v.name: v for v in live.vectors}
+    for vector in spec.vectors:
+        before = old.get(vector.name)
+        if before is None:
+            raise UsageError(f"--replace cannot add vector field {vector.name}: the documents have no such vectors; "
+                             f"create the new schema, then `vsearch load {spec.name} FILE --rebuild`")
+        if (before.dim, before.embeds) != (vector.dim, vector.embeds) or (before.model and vector.model and before.model != vector.model):
+            raise UsageError(f"--replace cannot change {vector.name} from {before.dim}-d {before.model or 'unknown model'} "
+                             f"to {vector.dim}-d {vector.model}: its vectors must be made again with "
+                             f"`vsearch load {spec.name} FILE --rebuild --model ...`")
+    if live.storage is not spec.storage:
+        raise UsageError("--replace cannot change the storage type (hash/json); create a new index and load it")
+
+
+def _copy_documents(client: redis.Redis, live: IndexSpec, new: IndexSpec) -> int:
+    """Copy every live document to the new generation's prefix, converting vectors to the new element type."""
+    conversions = {v.name: (old.datatype, v.datatype) for v in new.vectors
+                   for old in live.vectors if old.name == v.name and old.datatype is not v.datatype}
+    copied = 0
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal copied
+        read = client.pipeline(transaction=False)
+        for doc_id in batch:
+            if live.storage is Storage.json:
+                read.execute_command("JSON.GET", key_of(live, doc_id), "$")
+            else:
+                read.hgetall(key_of(live, doc_id))
+        with translate_errors(f"cannot read documents of index '{live.name}'"):
+            bodies = read.execute()
+        write = client.pipeline(transaction=True)
+        for doc_id, body in zip(batch, bodies):
+            if not body:
+                continue  # deleted meanwhile
+            key = key_of(new, doc_id)
+            if live.storage is Storage.json:
+                write.execute_command("JSON.SET", key, "$", json.dumps(json.loads(body)[0]))
+            else:
+                mapping = cast(dict[bytes, bytes], body)
+                for name, (before, after) in conversions.items():
+                    raw = mapping.get(name.encode())
+                    if raw is not None:
+                        mapping[name.encode()] = vector_bytes(bytes_vector(raw, before), after)
+                write.delete(key)
+                write.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            copied += 1
+        with translate_errors(f"cannot write to the new generation of '{new.name}'"):
+            write.execute()
+        batch.clear()
+
+    for doc_id in scan_ids(client, live):
+        batch.append(doc_id)
+        if len(batch) >= COPY_BATCH:
+            flush()
+    if batch:
+        flush()
+    return copied

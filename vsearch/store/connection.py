@@ -1,0 +1,73 @@
+"""Clients for the configured Redis (the embedded server by default), and driver errors as one line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from vsearch.config import Settings, redact_url
+from vsearch.errors import StoreError
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client for the configured server (starting the embedded one if needed) that has RediSearch."""
+    if settings.embedded:
+        from vsearch import server
+
+        socket = server.ensure_running(settings.home)
+        client = redis.Redis(unix_socket_path=str(socket), socket_connect_timeout=5, protocol=2)
+        where = f"the embedded server ({socket})"
+    else:
+        url = settings.redis_url or ""
+        where = redact_url(url)
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=5, protocol=2)
+        except ValueError as exc:
+            raise StoreError(f"invalid Redis URL {where}: {exc}") from exc
+    try:
+        client.execute_command("FT._LIST")
+    except redis.AuthenticationError as exc:
+        raise StoreError(f"Redis at {where} refused the credentials: {exc}") from exc
+    except redis.ResponseError as exc:
+        if "unknown command" in str(exc).lower():
+            raise StoreError(f"Redis at {where} has no search module: use Redis Stack or Redis 8, "
+                             "or leave --redis-url unset to use vsearch's embedded server") from exc
+        raise StoreError(f"Redis at {where}: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise StoreError(f"cannot reach Redis at {where}: {reason(exc)}") from exc
+    return client
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Driver errors become one StoreError line that says what vsearch was doing."""
+    try:
+        yield
+    except redis.ResponseError as exc:
+        raise StoreError(f"{what}: Redis said: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreError(f"{what}: lost the connection to Redis ({reason(exc)})") from exc
+
+
+def reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+def decode(value: object) -> object:
+    """A RESP2 reply with bytes turned into text, lists recursively."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def after(reply: list[object], key: str) -> object:
+    """The value after `key` in a RESP2 reply list, where flags without values can break plain pairing."""
+    for i, item in enumerate(reply[:-1]):
+        if isinstance(item, str) and item.lower() == key:
+            return reply[i + 1]
+    raise StoreError(f"unexpected reply from Redis: no {key}")

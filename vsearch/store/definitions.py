@@ -1,0 +1,179 @@
+"""Index definitions: FT.CREATE from a spec, the alias users query, the recorded spec, FT.INFO figures."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+import redis
+
+from vsearch.errors import IndexNotFound, StoreError, UsageError
+from vsearch.schema import Algorithm, DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
+from vsearch.store.connection import after, decode, translate_errors
+from vsearch.store.keys import check_prefix, record_key
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    documents: int
+    indexing_failures: int  # documents Redis refused to index, since the index was made
+    indexing: bool  # a background scan of existing keys is still running
+    percent_indexed: float
+
+
+def _info(client: redis.Redis, name: str) -> list[Any] | None:
+    """FT.INFO of an index or alias, or None when there is none by that name."""
+    try:
+        return decode(client.execute_command("FT.INFO", name))  # type: ignore[return-value]
+    except redis.ResponseError as exc:
+        if "no such index" in str(exc).lower() or "unknown index" in str(exc).lower():
+            return None
+        raise StoreError(f"cannot read index '{name}': Redis said: {exc}") from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreError(f"cannot read index '{name}': lost the connection to Redis ({exc})") from exc
+
+
+def index_exists(client: redis.Redis, name: str) -> bool:
+    return _info(client, name) is not None
+
+
+def prefixes_in_use(client: redis.Redis, ignore: str | None = None) -> list[tuple[str, str]]:
+    """(prefix, index) for every index on the server, whoever made it; `ignore` skips one alias's generations."""
+    with translate_errors("cannot list indexes"):
+        names = [str(n) for n in decode(client.execute_command("FT._LIST"))]  # type: ignore[union-attr]
+    taken = []
+    for physical in names:
+        info = _info(client, physical)
+        if info is None:  # dropped meanwhile
+            continue
+        owner = physical.rsplit("~", 1)[0] if "~" in physical else physical
+        if ignore is not None and owner == ignore:
+            continue
+        for prefix in after(after(info, "index_definition"), "prefixes") or [""]:  # type: ignore[arg-type]
+            taken.append((str(prefix), owner))
+    return taken
+
+
+def create_index(client: redis.Redis, spec: IndexSpec, replacing: str | None = None) -> IndexSpec:
+    """Create the RediSearch index of `spec` (generation 1 unless given) and the alias NAME pointing at it.
+
+    With `replacing`, the alias is left alone: a rebuild makes the next generation beside the live one and
+    swaps the alias itself once the new one is checked.
+    """
+    if not spec.vectors:
+        raise UsageError("an index needs at least one vector field")
+    spec = replace(spec, generation=spec.generation or 1)
+    if replacing is None and index_exists(client, spec.name):
+        raise StoreError(f"index '{spec.name}' already exists: drop it with `vsearch drop-index {spec.name}`, "
+                         "or pick another name")
+    check_prefix(spec.prefix, prefixes_in_use(client, ignore=replacing))
+    with translate_errors(f"cannot create index '{spec.name}'"):
+        client.execute_command("FT.CREATE", *create_args(spec))
+        if replacing is None:
+            try:
+                client.execute_command("FT.ALIASADD", spec.name, spec.physical)
+            except redis.ResponseError:
+                client.execute_command("FT.DROPINDEX", spec.physical)
+                raise
+            client.set(record_key(spec.name), spec.to_json())
+    return spec
+
+
+def create_args(spec: IndexSpec) -> list[str | int | float]:
+    args: list[str | int | float] = [spec.physical, "ON", spec.storage.value.upper(), "PREFIX", 1, spec.prefix, "SCHEMA"]
+    for f in spec.fields:
+        args += [*_field_path(spec, f.name), f.type.value.upper()]
+    for v in spec.vectors:
+        attrs: list[str | int | float] = ["TYPE", v.datatype.value.upper(), "DIM", v.dim,
+                                          "DISTANCE_METRIC", v.metric.value.upper()]
+        for key, value in v.params.items():
+            attrs += [key.upper(), value]
+        args += [*_field_path(spec, v.name), "VECTOR", v.algorithm.value.upper(), len(attrs), *attrs]
+    return args
+
+
+def _field_path(spec: IndexSpec, name: str) -> list[str]:
+    return [f"$.{name}", "AS", name] if spec.storage is Storage.json else [name]
+
+
+def swap_alias(client: redis.Redis, old: IndexSpec, new: IndexSpec) -> None:
+    """Point NAME at the new generation and record it, in one transaction: queries see one or the other."""
+    pipe = client.pipeline(transaction=True)
+    if old.generation:
+        pipe.execute_command("FT.ALIASUPDATE", new.name, new.physical)
+    else:
+        pipe.execute_command("FT.ALIASADD", new.name, new.physical)
+    pipe.set(record_key(new.name), new.to_json())
+    with translate_errors(f"cannot switch index '{new.name}' to its new generation"):
+        pipe.execute()
+
+
+def drop_physical(client: redis.Redis, spec: IndexSpec, delete_documents: bool) -> None:
+    """Drop one generation's RediSearch index and, if asked, every key under its prefix."""
+    from vsearch.store.documents import delete_prefix
+
+    with translate_errors(f"cannot drop index '{spec.name}'"):
+        client.execute_command("FT.DROPINDEX", spec.physical)
+    if delete_documents:
+        # Not FT.DROPINDEX DD: it skips documents Redis failed to index. Prefixes never overlap, so every key
+        # under this one is this index's.
+        delete_prefix(client, spec.prefix)
+
+
+def drop_index(client: redis.Redis, name: str, delete_documents: bool) -> None:
+    spec = get_spec(client, name)
+    if spec.generation:
+        with translate_errors(f"cannot drop index '{name}'"):
+            client.execute_command("FT.ALIASDEL", name)
+    drop_physical(client, spec, delete_documents)
+    with translate_errors(f"cannot drop index '{name}'"):
+        client.delete(record_key(name))
+
+
+def get_spec(client: redis.Redis, name: str) -> IndexSpec:
+    """The index's spec: as vsearch recorded it, or read off FT.INFO for an index made elsewhere."""
+    with translate_errors(f"cannot read index '{name}'"):
+        recorded = client.get(record_key(name))
+    if recorded:
+        return IndexSpec.from_dict(json.loads(recorded), f"the record of index '{name}'")
+    info = _info(client, name)
+    if info is None:
+        raise IndexNotFound(name)
+    return _spec_from_info(name, info)
+
+
+def _spec_from_info(name: str, info: list[Any]) -> IndexSpec:
+    definition = after(info, "index_definition")
+    fields, vectors = [], []
+    for attribute in after(info, "attributes"):  # type: ignore[union-attr]
+        kind = str(after(attribute, "type")).lower()
+        attribute_name = str(after(attribute, "attribute"))
+        if kind == "vector":
+            vectors.append(VectorField(
+                name=attribute_name, embeds="image" if "image" in attribute_name else "text", model="",
+                dim=int(after(attribute, "dim")), algorithm=Algorithm(str(after(attribute, "algorithm")).lower()),  # type: ignore[arg-type]
+                metric=Metric(str(after(attribute, "distance_metric")).lower()),
+                datatype=DataType(str(after(attribute, "data_type")).lower()),
+            ))
+        elif kind in FieldType.__members__:
+            fields.append(Field(attribute_name, FieldType(kind)))
+    prefixes = after(definition, "prefixes") or [""]  # type: ignore[arg-type]
+    return IndexSpec(name=name, prefix=str(prefixes[0]), storage=Storage(str(after(definition, "key_type")).lower()),  # type: ignore[index]
+                     fields=tuple(fields), vectors=tuple(vectors))
+
+
+def index_stats(client: redis.Redis, spec: IndexSpec) -> IndexStats:
+    info = _info(client, spec.physical)
+    if info is None:
+        raise IndexNotFound(spec.name)
+    return IndexStats(
+        documents=int(float(after(info, "num_docs"))),  # type: ignore[arg-type]
+        indexing_failures=int(float(after(info, "hash_indexing_failures"))),  # type: ignore[arg-type]
+        indexing=str(after(info, "indexing")) not in ("0", "False"),
+        percent_indexed=float(after(info, "percent_indexed")),  # type: ignore[arg-type]
+    )
+
+
+def count_documents(client: redis.Redis, name: str) -> int:
+    return index_stats(client, get_spec(client, name)).documents

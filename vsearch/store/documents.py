@@ -1,0 +1,197 @@
+"""Documents: batched writes, the fingerprints that let a reload skip unchanged records, reads, scans, deletes.
+
+A document's key is PREFIX + id. Beside its fields and vectors it holds one hidden field, FINGERPRINT_FIELD: a
+JSON object with a digest per vector field of what that vector was made from, and one of the other fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import redis
+
+from vsearch.errors import StoreError
+from vsearch.schema import IndexSpec, Storage, VectorField
+from vsearch.store.connection import translate_errors
+from vsearch.store.vectors import bytes_vector, vector_bytes
+
+FINGERPRINT_FIELD = "__vsearch_fp"
+FIELDS_DIGEST = "_fields"  # the fingerprint's entry for the document's non-vector fields
+SCAN_COUNT = 1000
+DELETE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    fields: dict[str, Any]
+    vectors: dict[str, np.ndarray]
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    where: str = ""  # the input record it came from, for messages
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """What a reload needs to know of a stored document: its fingerprint (empty if none)."""
+
+    fingerprint: dict[str, str]
+
+
+def key_of(spec: IndexSpec, doc_id: str) -> str:
+    return spec.prefix + doc_id
+
+
+def _json_body(spec: IndexSpec, doc: Document) -> str:
+    body: dict[str, Any] = dict(doc.fields)
+    body.update({name: [float(x) for x in np.asarray(vec, dtype=np.float32)] for name, vec in doc.vectors.items()})
+    if doc.fingerprint:
+        body[FINGERPRINT_FIELD] = doc.fingerprint
+    try:
+        return json.dumps(body, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:  # the ingest checks make this unreachable; keep the guarantee local
+        raise StoreError(f"{doc.where or doc.id}: cannot store as JSON ({exc})") from exc
+
+
+def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Document]) -> None:
+    """Write a batch in one MULTI/EXEC, each document replacing any older version whole.
+
+    Every command is built (and every JSON body serialised) before anything is sent, so a bad value fails
+    the batch before Redis sees it. For HASH storage the batch is all-or-nothing. For JSON storage Redis
+    cannot promise that: a JSON.SET that fails inside EXEC does not undo the others, so every reply is
+    checked and a failure names the documents Redis refused.
+    """
+    types = {v.name: v.datatype for v in spec.vectors}
+    pipe = client.pipeline(transaction=True)
+    for doc in documents:
+        key = key_of(spec, doc.id)
+        if spec.storage is Storage.json:
+            pipe.execute_command("JSON.SET", key, "$", _json_body(spec, doc))
+        else:
+            mapping: dict[Any, Any] = dict(doc.fields)
+            mapping.update({name: vector_bytes(vec, types[name]) for name, vec in doc.vectors.items()})
+            if doc.fingerprint:
+                mapping[FINGERPRINT_FIELD] = json.dumps(doc.fingerprint, sort_keys=True)
+            pipe.delete(key)
+            pipe.hset(key, mapping=mapping)
+    with translate_errors(f"cannot write to index '{spec.name}'"):
+        replies = pipe.execute(raise_on_error=False)
+    failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
+    if failed:
+        per_doc = 1 if spec.storage is Storage.json else 2
+        names = sorted({documents[i // per_doc].where or documents[i // per_doc].id for i in failed})
+        written = len(documents) - len(names)
+        raise StoreError(f"Redis refused {len(names)} document(s) of a batch ({'; '.join(names[:5])}): "
+                         f"{replies[failed[0]]}; {written} other document(s) of that batch were written")
+
+
+def read_states(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> list[StoredState | None]:
+    """The stored fingerprint of each id, None where no document exists: one pipelined round trip."""
+    pipe = client.pipeline(transaction=False)
+    for doc_id in ids:
+        key = key_of(spec, doc_id)
+        if spec.storage is Storage.json:
+            pipe.execute_command("JSON.GET", key, f"$.{FINGERPRINT_FIELD}")
+        else:
+            pipe.hget(key, FINGERPRINT_FIELD)
+        pipe.exists(key)
+    with translate_errors(f"cannot read documents of index '{spec.name}'"):
+        replies = pipe.execute(raise_on_error=False)
+    states: list[StoredState | None] = []
+    for raw, exists in zip(replies[::2], replies[1::2]):
+        if not exists or isinstance(exists, Exception):
+            states.append(None)
+            continue
+        states.append(StoredState(_parse_fingerprint(spec, raw)))
+    return states
+
+
+def _parse_fingerprint(spec: IndexSpec, raw: Any) -> dict[str, str]:
+    if raw is None or isinstance(raw, Exception):
+        return {}
+    try:
+        value = json.loads(raw)
+        if spec.storage is Storage.json:
+            value = value[0] if value else {}
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    except (ValueError, TypeError, AttributeError):
+        return {}  # written by something else: treat as unknown, so it is re-embedded
+
+
+def read_vectors(client: redis.Redis, spec: IndexSpec, ids: Sequence[str],
+                 vectors: Sequence[VectorField]) -> list[dict[str, np.ndarray]]:
+    """The stored vectors of each id (missing ones left out), to rewrite a document without re-embedding it."""
+    pipe = client.pipeline(transaction=False)
+    for doc_id in ids:
+        key = key_of(spec, doc_id)
+        for vector in vectors:
+            if spec.storage is Storage.json:
+                pipe.execute_command("JSON.GET", key, f"$.{vector.name}")
+            else:
+                pipe.hget(key, vector.name)
+    with translate_errors(f"cannot read documents of index '{spec.name}'"):
+        replies = iter(pipe.execute(raise_on_error=False))
+    out: list[dict[str, np.ndarray]] = []
+    for _ in ids:
+        found: dict[str, np.ndarray] = {}
+        for vector in vectors:
+            raw = next(replies)
+            if raw is None or isinstance(raw, Exception):
+                continue
+            if spec.storage is Storage.json:
+                values = json.loads(raw)
+                if values:
+                    found[vector.name] = np.asarray(values[0], dtype=np.float32)
+            else:
+                found[vector.name] = bytes_vector(cast(bytes, raw), vector.datatype)
+        out.append(found)
+    return out
+
+
+def document_vector(client: redis.Redis, spec: IndexSpec, doc_id: str, vector: VectorField) -> np.ndarray:
+    found = read_vectors(client, spec, [doc_id], [vector])[0].get(vector.name)
+    if found is None:
+        others = [v.name for v in spec.vectors if v.name != vector.name]
+        hint = f"; to search another vector field: --field {others[0]}" if others else ""
+        raise StoreError(f"document '{doc_id}' not found in index '{spec.name}' (no {vector.name} at key "
+                         f"{key_of(spec, doc_id)!r}){hint}")
+    return found
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def scan_ids(client: redis.Redis, spec: IndexSpec) -> Iterator[str]:
+    """Every document id under the index's prefix (prefixes never overlap, so these are all its own)."""
+    pattern = _glob_escape(spec.prefix) + "*"
+    with translate_errors(f"cannot list documents of index '{spec.name}'"):
+        for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
+            yield cast(bytes, key).decode("utf-8", errors="surrogateescape")[len(spec.prefix):]
+
+
+def delete_documents(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> int:
+    deleted = 0
+    for start in range(0, len(ids), DELETE_BATCH):
+        keys = [key_of(spec, i) for i in ids[start:start + DELETE_BATCH]]
+        with translate_errors(f"cannot delete documents of index '{spec.name}'"):
+            deleted += int(client.delete(*keys))
+    return deleted
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    pattern = _glob_escape(prefix) + "*"
+    deleted = 0
+    with translate_errors(f"cannot delete keys under '{prefix}'"):
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
+            batch.append(cast(bytes, key))
+            if len(batch) >= DELETE_BATCH:
+                deleted += int(client.delete(*batch))
+                batch = []
+        if batch:
+            deleted += int(client.delete(*batch))
+    return deleted

@@ -1,0 +1,163 @@
+"""KNN search: one query, best hit first, as `Hit` dataclasses with the user's ids and comparable scores."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+from vsearch.errors import UsageError
+from vsearch.schema import IndexSpec, Metric, Storage, VectorField
+from vsearch.store.connection import translate_errors
+from vsearch.store.documents import FINGERPRINT_FIELD
+from vsearch.store.keys import record_key
+from vsearch.store.vectors import vector_bytes
+
+DISTANCE = "__vsearch_distance"
+HIDDEN = {DISTANCE, FINGERPRINT_FIELD}
+
+# RediSearch's default English stopwords. A full-text union whose leading terms are stopwords crashes
+# RediSearch 2.10 under DIALECT 2, so filters get those terms quoted before they reach the server.
+STOPWORDS = frozenset(
+    "a is the an and are as at be but by for if in into it no not of on or such that their then there these "
+    "they this to was will with".split()
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int
+    id: str
+    score: float
+    fields: dict[str, Any]
+
+
+def safe_filter(expression: str) -> str:
+    """The filter with stopwords in unions quoted, which keeps their meaning and avoids the DIALECT 2 crash.
+
+    Tag sets `{...}`, ranges `[...]`, quoted phrases and `@field` names are left exactly as written.
+    """
+    out: list[str] = []
+    closing = {"{": "}", "[": "]", '"': '"', "'": "'"}
+    i = 0
+    while i < len(expression):
+        char = expression[i]
+        if char == "\\":
+            out.append(expression[i:i + 2])
+            i += 2
+        elif char in closing:
+            end = _closing(expression, i + 1, closing[char])
+            out.append(expression[i:end])
+            i = end
+        elif char == "@" or char.isalpha() or char.isdigit() or char == "_":
+            match = re.match(r"@?[\w.$*%-]+", expression[i:])
+            word = match.group(0) if match else char
+            after = expression[i + len(word):].lstrip()[:1]
+            before = "".join(out).rstrip()[-1:]
+            # Only union members: in an intersection a bare stopword is dropped, as RediSearch means it to be.
+            quoted = word.lower() in STOPWORDS and after != ":" and "|" in (before, after)
+            out.append(f'"{word}"' if quoted else word)
+            i += len(word)
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _closing(text: str, start: int, close: str) -> int:
+    i = start
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == close:
+            return i + 1
+        i += 1
+    return len(text)
+
+
+def search(
+    client: redis.Redis,
+    spec: IndexSpec,
+    vector_field: VectorField,
+    vector: np.ndarray,
+    k: int,
+    filter_expression: str | None = None,
+    ef_runtime: int | None = None,
+    exclude_id: str | None = None,
+    return_fields: list[str] | None = None,
+) -> list[Hit]:
+    """KNN top-k over one vector field, after an optional RediSearch pre-filter; best hit first.
+
+    The query goes to the alias NAME, so a rebuild that swaps generations mid-query is invisible.
+    """
+    if vector.shape != (vector_field.dim,):
+        raise UsageError(f"the query vector has {vector.size} dimensions, but {vector_field.name} in index "
+                         f"'{spec.name}' has {vector_field.dim}")
+    wanted = k + (1 if exclude_id is not None else 0)
+    prefilter = f"({safe_filter(filter_expression)})" if filter_expression and filter_expression.strip() else "*"
+    ef = " EF_RUNTIME $EF" if ef_runtime else ""
+    query = f"{prefilter}=>[KNN $K @{vector_field.name} $BLOB{ef} AS {DISTANCE}]"
+    params: list[Any] = ["K", wanted, "BLOB", vector_bytes(vector, vector_field.datatype)]
+    if ef_runtime:
+        params += ["EF", ef_runtime]
+    returns: list[Any] = []
+    if return_fields is not None:
+        paths = [(f"$.{f}", "AS", f) if spec.storage is Storage.json else (f,) for f in [*return_fields, DISTANCE]]
+        returns = ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
+    with translate_errors(f"query on index '{spec.name}' failed"):
+        reply = client.execute_command(
+            "FT.SEARCH", spec.name, query, "PARAMS", len(params), *params, *returns,
+            "SORTBY", DISTANCE, "ASC", "LIMIT", 0, wanted, "DIALECT", 2,
+        )
+    prefix = _current_prefix(client, spec, reply[1::2])
+    hits: list[Hit] = []
+    vector_names = {v.name for v in spec.vectors}
+    for key, raw in zip(reply[1::2], reply[2::2]):
+        doc_id = key.decode("utf-8", errors="replace")[len(prefix):]
+        if doc_id == exclude_id:
+            continue
+        fields = _document_fields(spec, raw, vector_names)
+        distance = float(fields.pop(DISTANCE))
+        hits.append(Hit(len(hits) + 1, doc_id, round(_score(vector_field.metric, distance), 6), fields))
+    return hits[:k]
+
+
+def _current_prefix(client: redis.Redis, spec: IndexSpec, keys: list[bytes]) -> str:
+    """The prefix of the generation that answered: a rebuild may have swapped the alias since `spec` was read."""
+    if all(key.startswith(spec.prefix.encode()) for key in keys):
+        return spec.prefix
+    recorded = client.get(record_key(spec.name))
+    return str(json.loads(recorded)["index"]["prefix"]) if recorded else spec.prefix
+
+
+def _document_fields(spec: IndexSpec, raw: list[bytes], vector_names: set[str]) -> dict[str, Any]:
+    pairs = dict(zip((k.decode() for k in raw[::2]), raw[1::2]))
+    fields: dict[str, Any] = {}
+    hidden = vector_names | HIDDEN
+    if spec.storage is Storage.json and "$" in pairs:
+        fields = {k: v for k, v in json.loads(pairs.pop("$")).items() if k not in hidden}
+    for name, value in pairs.items():
+        if name in vector_names or name == FINGERPRINT_FIELD:
+            continue
+        text = value.decode("utf-8", errors="replace")
+        if spec.storage is Storage.json and name != DISTANCE:
+            try:
+                fields[name] = json.loads(text)  # RETURN of a JSON path gives the JSON value
+                continue
+            except ValueError:
+                pass
+        fields[name] = text
+    return fields
+
+
+def _score(metric: Metric, distance: float) -> float:
+    """RediSearch returns distances; report what a user compares. See `vsearch query --help`."""
+    if metric is Metric.l2:
+        return math.sqrt(max(distance, 0.0))  # Redis gives the squared Euclidean distance
+    return 1.0 - distance  # COSINE: cosine similarity; IP: the inner product
