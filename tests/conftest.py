@@ -67,7 +67,7 @@ def one_error_line(result) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("vsearch: error: ")
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.stderr
     return lines[0]
 
 

@@ -292,9 +292,10 @@ def load(
     """
     from vsearch import store
     from vsearch.ingest import LoadRequest, run_load
+    from vsearch.records import is_image_source
 
     _check_stdin(source)
-    if image_field is None and not text_field and not vector_column and _is_image_folder(source):
+    if image_field is None and not text_field and not vector_column and is_image_source(source):
         image_field, id_field = "image", "id"
     settings = _settings(redis_url=redis_url, model=model, image_model=image_model, device=device)
     request = LoadRequest(
@@ -310,10 +311,6 @@ def load(
     if not quiet:
         _note(report.summary())
     raise typer.Exit(report.exit_code)
-
-
-def _is_image_folder(source: str) -> bool:
-    return source != STDIN and (Path(source).is_dir() or any(c in source for c in "*?["))
 
 
 def _write_atomically(path: Path, text: str) -> None:

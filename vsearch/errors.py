@@ -44,6 +44,10 @@ class StoreError(VsearchError):
     """Redis refused, lost or cannot serve a request."""
 
 
+class ConnectionLost(StoreError):
+    """The connection to Redis broke mid-command: the work may be retried once the server is back."""
+
+
 class IndexNotFound(StoreError):
     """The named index does not exist."""
 

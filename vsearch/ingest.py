@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -23,9 +23,9 @@ import numpy as np
 import redis
 
 from vsearch.config import Settings
-from vsearch.errors import EXIT_OK, EXIT_REJECTED, InputError, ModelError, StoreError, UsageError, VsearchError
+from vsearch.errors import EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, ModelError, StoreError, UsageError, VsearchError
 from vsearch.models import Encoder, encoder_for, known_dim, open_image
-from vsearch.records import Format, Record, read_source
+from vsearch.records import Format, Record, detect_format, is_image_source, read_source
 from vsearch.schema import FieldType, IndexSpec, Storage, VectorField
 from vsearch import store
 from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
@@ -34,6 +34,8 @@ from vsearch.store.documents import FIELDS_DIGEST, Document, read_states, read_v
 from vsearch.store.lock import index_lock
 
 SHOWN_REJECTS = 10  # reject lines printed on stderr before the rest are only counted
+RETRIES = 5
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,13 @@ class _Candidate:
     contents: dict[str, Any]  # vector name -> text, image Path, or a ready vector
     fingerprint: dict[str, str]
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    embedded: bool = False  # a vector of it was computed in this run (not reused from Redis)
+    rejected: bool = False  # its image could not be read
+
+
+def _missing(candidate: _Candidate) -> set[str]:
+    """The vectors a candidate still needs."""
+    return set(candidate.contents) - set(candidate.vectors)
 
 
 class Rejected(Exception):
@@ -138,6 +147,8 @@ def run_load(
 ) -> LoadReport:
     """Load `request.source` into index `request.name`; see the module docstring for what a run does."""
     started = time.perf_counter()
+    if not is_image_source(request.source):
+        request = replace(request, input_format=detect_format(request.source, request.input_format))
     spec = get_spec(client, request.name)
     plan = plan_load(spec, request)
     _check_known_dimensions(spec, plan, settings, request)
@@ -242,7 +253,10 @@ class _Run:
         try:
             for batch in _batches(read_source(self.request.source, self.request.input_format, self.plan.image_root),
                                   self.request.batch_size):
-                self._load_batch(batch)
+                candidates = self._prepare(batch)
+                if candidates:
+                    self._with_retries(lambda: self._store(candidates))
+                self.progress(len(batch))
         except VsearchError as exc:
             if not isinstance(exc, (InputError, UsageError)):
                 exc.args = (f"{exc} (this run had written {self.report.embedded + self.report.updated} documents "
@@ -252,21 +266,45 @@ class _Run:
             if self.rejects is not None:
                 self.rejects.close()
 
-    def _load_batch(self, records: list[Record]) -> None:
+    def _with_retries(self, step: Callable[[], None]) -> None:
+        """Run a batch's Redis work again after a lost connection: every write replaces whole documents, so a
+        batch sent twice leaves the same data. The embedded server is restarted (its AOF brings the data back)."""
+        for attempt in range(RETRIES + 1):
+            try:
+                step()
+                return
+            except ConnectionLost:
+                if attempt == RETRIES:
+                    raise
+                self.warn(f"lost the connection to Redis; retrying in {RETRY_DELAYS_S[attempt]:g} s")
+                time.sleep(RETRY_DELAYS_S[attempt])
+                if self.settings.embedded:
+                    from vsearch import server
+
+                    try:
+                        server.ensure_running(self.settings.home)
+                    except VsearchError as exc:
+                        self.warn(f"cannot restart the embedded server yet: {exc}")
+
+    def _prepare(self, records: list[Record]) -> list[_Candidate]:
+        """Records to candidates, rejecting the bad ones: no Redis, so it runs once per batch."""
         first_batch = self.report.read == 0
         self.report.read += len(records)
-        self.batch_rejects: list[str] = []
+        self.batch_rejects = []
         candidates = [c for c in (self._candidate(r) for r in records) if c is not None]
         if first_batch and not candidates and self.batch_rejects and all(": no field '" in m for m in self.batch_rejects):
             # Not bad records but a wrong command line: no record has the field the options name.
             raise InputError(f"{self.batch_rejects[0]} (no record of the first batch has it: check the field options)")
-        if not candidates:
-            self.progress(len(records))
-            return
+        return candidates
+
+    def _store(self, candidates: list[_Candidate]) -> None:
+        """Compare with what is stored, embed what changed, write: safe to run again after a lost connection."""
+        candidates = [c for c in candidates if not c.rejected]
         states = read_states(self.client, self.source, [c.id for c in candidates])
         stored_vectors = self._stored_vectors(candidates, states)
         to_write: list[_Candidate] = []
         to_embed: list[_Candidate] = []
+        skipped = 0
         for candidate, state, stored in zip(candidates, states, stored_vectors):
             old = state.fingerprint if state else {}
             for vector in self.source.vectors:  # reuse every stored vector still made from the same content
@@ -275,21 +313,21 @@ class _Run:
                     candidate.vectors[name] = stored[name]
                     if name not in candidate.contents and name in old:
                         candidate.fingerprint[name] = old[name]
-            if set(candidate.contents) - set(candidate.vectors):
+            if _missing(candidate):
                 to_embed.append(candidate)
             elif self.source is self.target and old == candidate.fingerprint:
-                self.report.skipped += 1
+                skipped += 1
                 continue
-            else:
-                self.report.updated += 1
             to_write.append(candidate)
-        embedded = self._embed(to_embed)
-        self.report.embedded += embedded
-        to_write = [c for c in to_write if not (set(c.contents) - set(c.vectors))]  # drop those rejected while embedding
+        self._embed(to_embed)
+        to_write = [c for c in to_write if not c.rejected]
         if to_write and not self.request.dry_run:
             store.write_documents(self.client, self.target, [
                 Document(c.id, c.fields, c.vectors, c.fingerprint, c.record.where()) for c in to_write])
-        self.progress(len(records))
+        # Counted only once the batch is stored, so a retried batch is not counted twice.
+        self.report.skipped += skipped
+        self.report.embedded += sum(1 for c in to_write if c.embedded)
+        self.report.updated += sum(1 for c in to_write if not c.embedded)
 
     def _stored_vectors(self, candidates: list[_Candidate], states: list[Any]) -> list[dict[str, np.ndarray]]:
         existing = [i for i, state in enumerate(states) if state is not None]
@@ -348,10 +386,12 @@ class _Run:
 
     # -- embedding ---------------------------------------------------------------------------------
 
-    def _embed(self, candidates: list[_Candidate]) -> int:
+    def _embed(self, candidates: list[_Candidate]) -> None:
         """Compute the missing vectors; a record whose image cannot be read is rejected, the rest go on."""
         for vector in self.target.vectors:
-            wanting = [c for c in candidates if vector.name in c.contents and vector.name not in c.vectors]
+            wanting = [c for c in candidates if vector.name in _missing(c) and not c.rejected]
+            for c in wanting:
+                c.embedded = True
             given = [c for c in wanting if isinstance(c.contents[vector.name], np.ndarray)]
             for c in given:
                 c.vectors[vector.name] = c.contents[vector.name]
@@ -368,6 +408,7 @@ class _Run:
                         images.append(open_image(c.contents[vector.name]))
                         kept.append(c)
                     except InputError as exc:
+                        c.rejected = True
                         self._reject(c.record, str(exc))
                 if kept:
                     for c, vec in zip(kept, encoder.encode_images(images)):
@@ -375,7 +416,6 @@ class _Run:
             else:
                 for c, vec in zip(wanting, encoder.encode_texts([c.contents[vector.name] for c in wanting])):
                     c.vectors[vector.name] = vec
-        return sum(1 for c in candidates if not (set(c.contents) - set(c.vectors)))
 
     def _encoder(self, vector: VectorField) -> Encoder:
         """Loaded on first use: a reload with nothing new to embed never loads a model."""

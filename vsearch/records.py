@@ -65,10 +65,15 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", 
 def read_source(source: str, fmt: Format | None, root: Path) -> Iterator[Record]:
     """The records of a `load` input: a CSV/TSV/JSON/JSONL file or stdin, or a folder or glob of images,
     which become records {"id": path relative to `root`, "image": the same path}."""
-    if source != STDIN and (Path(source).is_dir() or any(c in source for c in "*?[")):
+    if is_image_source(source):
         yield from read_image_folder(source, root)
         return
     yield from read_records(source, detect_format(source, fmt))
+
+
+def is_image_source(source: str) -> bool:
+    """A folder, or a glob pattern: `load` reads images from it rather than records."""
+    return source != STDIN and (Path(source).is_dir() or (any(c in source for c in "*?[") and not Path(source).is_file()))
 
 
 def read_image_folder(source: str, root: Path) -> Iterator[Record]:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import redis
 
 from vsearch.config import Settings, redact_url
-from vsearch.errors import StoreError
+from vsearch.errors import ConnectionLost, StoreError
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -48,7 +48,7 @@ def translate_errors(what: str) -> Iterator[None]:
     except redis.ResponseError as exc:
         raise StoreError(f"{what}: Redis said: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreError(f"{what}: lost the connection to Redis ({reason(exc)})") from exc
+        raise ConnectionLost(f"{what}: lost the connection to Redis ({reason(exc)})") from exc
 
 
 def reason(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from vsearch.errors import LockHeld
 from vsearch.store.connection import translate_errors
 from vsearch.store.keys import lock_key
 
-TTL_MS = 30_000
+TTL_MS = 10_000  # a killed holder blocks the next run for at most this long
 POLL_S = 0.5
 
 # Extend or delete the lock only while it still holds our token: never another holder's lock.
