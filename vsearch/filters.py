@@ -4,11 +4,15 @@ Why a guard is needed (RediSearch 2.10.5, DIALECT 2, measured on the embedded se
 plain FT.SEARCH and as a KNN pre-filter alike): the parser turns a bare stopword into a NULL node, and so is
 every group made only of them (`(is)`, `((the))`, `~is`, `-is`, `@body:is`, `is an`). `union ::= expr | expr`
 turns two NULL members into a NULL union, and `union ::= union | expr` then adds the next member to that NULL
-union: a segfault. So a union crashes when its first two members are NULL and a later one is not.
+union: a segfault. So a union crashes when its first two members are NULL and a later one is not. When only
+one of the first two is NULL, the other (a single term, not a union) gets the later members added as children:
+`@body:(is|"an"|hip)` silently returns nothing instead of the `hip` documents, and `is|-(-(world))|hip` crashes.
 
     crash:  @body:(is|an|hip)  @body:((is)|(an)|hip)  @body:((a)|(the)|world)  is|an|hip  (is)|(an)|hip
             @body:(is|an|the|hip)  @tag:{x} @body:(is|an|hip)  hello (is|an|hip)  @body:(is|an|hip) world
-            (@body:((is)|(an)|hip))=>[KNN 3 @v $B AS d]
+            (@body:((is)|(an)|hip))=>[KNN 3 @v $B AS d]  -(is|an|hip)  ~(is|an|hip)  @body:(~is|~an|hip)
+            @body:(is an|the|hip)  @body:(is|an|hip*)  @body:(is|an|-hip)  @title|body:(is|an|hip)
+            @body:(is|an|hip)=>{$weight:2}  is|-(-(world))|hip
     fine:   @body:(hip|is|an)  @body:(is|hip)  @body:(is|hip|an)  @body:(is|an)  @body:("is"|"an"|hip)
 
 `guard_filter` quotes the stopwords of every NULL member of a union that also has a real member: a quoted
