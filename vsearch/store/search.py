@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 import redis
 
 from vsearch.errors import UsageError
+from vsearch.filters import guard_filter
 from vsearch.schema import IndexSpec, Metric, Storage, VectorField
 from vsearch.store.connection import translate_errors
 from vsearch.store.documents import FINGERPRINT_FIELD
@@ -21,64 +21,12 @@ from vsearch.store.vectors import vector_bytes
 DISTANCE = "__vsearch_distance"
 HIDDEN = {DISTANCE, FINGERPRINT_FIELD}
 
-# RediSearch's default English stopwords. A full-text union whose leading terms are stopwords crashes
-# RediSearch 2.10 under DIALECT 2, so filters get those terms quoted before they reach the server.
-STOPWORDS = frozenset(
-    "a is the an and are as at be but by for if in into it no not of on or such that their then there these "
-    "they this to was will with".split()
-)
-
-
 @dataclass(frozen=True)
 class Hit:
     rank: int
     id: str
     score: float
     fields: dict[str, Any]
-
-
-def safe_filter(expression: str) -> str:
-    """The filter with stopwords in unions quoted, which keeps their meaning and avoids the DIALECT 2 crash.
-
-    Tag sets `{...}`, ranges `[...]`, quoted phrases and `@field` names are left exactly as written.
-    """
-    out: list[str] = []
-    closing = {"{": "}", "[": "]", '"': '"', "'": "'"}
-    i = 0
-    while i < len(expression):
-        char = expression[i]
-        if char == "\\":
-            out.append(expression[i:i + 2])
-            i += 2
-        elif char in closing:
-            end = _closing(expression, i + 1, closing[char])
-            out.append(expression[i:end])
-            i = end
-        elif char == "@" or char.isalpha() or char.isdigit() or char == "_":
-            match = re.match(r"@?[\w.$*%-]+", expression[i:])
-            word = match.group(0) if match else char
-            after = expression[i + len(word):].lstrip()[:1]
-            before = "".join(out).rstrip()[-1:]
-            # Only union members: in an intersection a bare stopword is dropped, as RediSearch means it to be.
-            quoted = word.lower() in STOPWORDS and after != ":" and "|" in (before, after)
-            out.append(f'"{word}"' if quoted else word)
-            i += len(word)
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out)
-
-
-def _closing(text: str, start: int, close: str) -> int:
-    i = start
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == close:
-            return i + 1
-        i += 1
-    return len(text)
 
 
 def search(
@@ -100,7 +48,7 @@ def search(
         raise UsageError(f"the query vector has {vector.size} dimensions, but {vector_field.name} in index "
                          f"'{spec.name}' has {vector_field.dim}")
     wanted = k + (1 if exclude_id is not None else 0)
-    prefilter = f"({safe_filter(filter_expression)})" if filter_expression and filter_expression.strip() else "*"
+    prefilter = f"({guard_filter(filter_expression)})" if filter_expression and filter_expression.strip() else "*"
     ef = " EF_RUNTIME $EF" if ef_runtime else ""
     query = f"{prefilter}=>[KNN $K @{vector_field.name} $BLOB{ef} AS {DISTANCE}]"
     params: list[Any] = ["K", wanted, "BLOB", vector_bytes(vector, vector_field.datatype)]
