@@ -100,7 +100,8 @@ class LoadPlan:
     id_field: str
     text_fields: tuple[str, ...]
     image_field: str | None
-    image_root: Path
+    image_root: Path  # image paths must resolve inside it
+    image_base: Path  # relative image paths start here: the input file's folder
     text_vector: VectorField | None
     image_vector: VectorField | None
     precomputed: VectorField | None  # filled from vector_column
@@ -186,8 +187,9 @@ def plan_load(spec: IndexSpec, request: LoadRequest) -> LoadPlan:
     if not request.text_fields and not request.image_field and precomputed is None:
         wanted = " or ".join(f"--{kind}-field" for kind in ("text", "image") if spec.vector(kind))
         raise UsageError(f"say which field to embed: {wanted or '--text-field'} (or --vector-column)")
-    root = request.image_root or (Path.cwd() if request.source == "-" else _source_root(request.source))
-    return LoadPlan(request.id_field, request.text_fields, request.image_field, root.resolve(), text_vector,
+    base = (Path.cwd() if request.source == "-" else _source_root(request.source)).resolve()
+    root = request.image_root.resolve() if request.image_root else base
+    return LoadPlan(request.id_field, request.text_fields, request.image_field, root, base, text_vector,
                     image_vector, precomputed, (request.vector_column or "").partition("=")[0])
 
 
@@ -251,7 +253,7 @@ class _Run:
 
     def load(self) -> None:
         try:
-            for batch in _batches(read_source(self.request.source, self.request.input_format, self.plan.image_root),
+            for batch in _batches(read_source(self.request.source, self.request.input_format, self.plan.image_base),
                                   self.request.batch_size):
                 candidates = self._prepare(batch)
                 if candidates:
@@ -363,7 +365,7 @@ class _Run:
         if plan.text_vector is not None:
             contents[plan.text_vector.name] = joined_text(record, plan.text_fields)
         if plan.image_vector is not None and plan.image_field:
-            contents[plan.image_vector.name] = image_path(record, plan.image_field, plan.image_root)
+            contents[plan.image_vector.name] = image_path(record, plan.image_field, plan.image_base, plan.image_root)
         if plan.precomputed is not None:
             contents[plan.precomputed.name] = given_vector(record, plan.vector_column, plan.precomputed)
         return contents
@@ -544,13 +546,14 @@ def joined_text(record: Record, names: Iterable[str]) -> str:
     return " ".join(parts)
 
 
-def image_path(record: Record, name: str, root: Path) -> Path:
-    """The record's image path, resolved inside `root`: a path that leaves it (`..`, absolute, a symlink out)
-    is refused before the file is touched, so an input file cannot read, or probe for, other files."""
+def image_path(record: Record, name: str, base: Path, root: Path) -> Path:
+    """The record's image path (relative to `base`), resolved inside `root`: a path that leaves it (`..`, an
+    absolute path, a symlink out) is refused before the file is touched, so an input file cannot read, or
+    probe for, other files."""
     value = record.value(name)
     if value is None or not str(value).strip():
         raise InputError(f"{record.where()}: field '{name}' is empty")
-    resolved = (root / str(value)).resolve()
+    resolved = (base / str(value)).resolve()
     if not resolved.is_relative_to(root):
         raise InputError(f"{record.where()}: image path {str(value)!r} leaves the image root {root} "
                          "(set --image-root to a folder that holds it)")
@@ -593,7 +596,9 @@ def document_fields(spec: IndexSpec, record: Record, plan: LoadPlan) -> dict[str
         elif kind is FieldType.tag:
             out[name] = _tag(record, name, value, spec.storage)
         elif kind is FieldType.text and spec.storage is Storage.json:
-            out[name] = value if isinstance(value, str) else _plain(value)
+            # JSON TEXT indexes strings (or arrays of them) only: a number would fail the whole document.
+            is_texts = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            out[name] = value if isinstance(value, str) or is_texts else str(_plain(_finite(record, name, value)))
         elif spec.storage is Storage.json:
             out[name] = _finite(record, name, value)
         else:
