@@ -333,6 +333,11 @@ def query(
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="Number of results.")] = 10,
     filter_expression: Annotated[Optional[str], typer.Option(
         "--filter", metavar="EXPR", help="RediSearch pre-filter, e.g. '@gender:{Men} @year:[2011 2012]'.")] = None,
+    where: Annotated[Optional[list[str]], typer.Option(
+        "--where", metavar="COND", help="Typed condition, repeatable (ANDed): 'gender=Men', 'gender!=Men', "
+        "'articleType in (Watches, Belts)', 'year>=2012', 'year between 2010 and 2012', 'name~leather boots', "
+        "'location near 52.52,13.40 10km'. Values are escaped for you.")] = None,
+    explain_only: Annotated[bool, typer.Option("--explain", help="Print the RediSearch command that would be sent; send nothing.")] = False,
     field: Annotated[Optional[str], typer.Option("--field", help="Vector field to search (e.g. image_vector for text-to-image with CLIP).")] = None,
     fields: Annotated[Optional[str], typer.Option("--return", metavar="F1,F2", help="Document fields to show. Default: all (a table shows the indexed ones).")] = None,
     ef_runtime: Annotated[Optional[int], typer.Option(help="HNSW EF_RUNTIME for this query (recall vs speed).", min=1)] = None,
@@ -349,14 +354,18 @@ def query(
     Example: vsearch query products "black leather watch for men" -k 5 --filter "@gender:{Men}"
     """
     from vsearch import store
-    from vsearch.query import QueryRequest, result_rows, run_query
+    from vsearch.query import QueryRequest, explain, result_rows, run_query
 
     settings = _settings(redis_url=redis_url, device=device)
     client = store.connect(settings)
     spec = store.get_spec(client, name)
     keep = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
     request = QueryRequest(text=text, image=image, vector=vector, like=like, field=field, k=k, filter=filter_expression,
-                           ef_runtime=ef_runtime, model=model, return_fields=tuple(keep) if keep else None)
+                           ef_runtime=ef_runtime, model=model, return_fields=tuple(keep) if keep else None,
+                           where=tuple(where or ()))
+    if explain_only:
+        typer.echo(explain(spec, request))
+        return
     hits = run_query(client, spec, settings, request)
     out_format = _out_format(fmt)
     if keep is None and out_format is OutputFormat.table and spec.fields:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from vsearch.config import Settings
 from vsearch.errors import InputError, UsageError
 from vsearch.models import encoder_for, open_image
 from vsearch.schema import IndexSpec, VectorField
+from vsearch.filters import compile_where
 from vsearch.store import Hit, document_vector, search
+from vsearch.store.search import knn_query
 
 MAX_K = 10_000  # RediSearch answers at most this many KNN results (its default MAXSEARCHRESULTS caps LIMIT)
 
@@ -30,6 +33,28 @@ class QueryRequest:
     ef_runtime: int | None = None
     model: str | None = None  # overrides the model the index recorded
     return_fields: tuple[str, ...] | None = None  # document fields to fetch; None: all of them
+    where: tuple[str, ...] = ()  # typed conditions (`year>=2012`), compiled with the escaping each field needs
+
+
+def combined_filter(spec: IndexSpec, request: QueryRequest) -> str | None:
+    """--where conditions and the raw --filter, ANDed."""
+    parts = []
+    if request.where:
+        parts.append(compile_where(list(request.where), {f.name: f.type.value for f in spec.fields}))
+    if request.filter and request.filter.strip():
+        parts.append(f"({request.filter})" if request.where else request.filter)
+    return " ".join(parts) or None
+
+
+def explain(spec: IndexSpec, request: QueryRequest) -> str:
+    """The FT.SEARCH command `run_query` would send, with the vector left out; nothing is sent."""
+    field = _target_field(spec, request)
+    query = knn_query(field, combined_filter(spec, request), request.ef_runtime)
+    wanted = request.k + (1 if request.like is not None else 0)
+    ef = f" EF {request.ef_runtime}" if request.ef_runtime else ""
+    return (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(query)} PARAMS "
+            f"{6 if ef else 4} K {wanted} BLOB <{field.dim} x {field.datatype.value}>{ef} "
+            f"SORTBY __vsearch_distance ASC LIMIT 0 {wanted} DIALECT 2")
 
 
 def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest) -> list[Hit]:
@@ -46,7 +71,7 @@ def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
     field = _target_field(spec, request)
     vector = _query_vector(client, spec, settings, request, field)
     fields = list(request.return_fields) if request.return_fields is not None else None
-    hits = search(client, spec, field, vector, request.k, request.filter, request.ef_runtime, exclude_id=request.like,
+    hits = search(client, spec, field, vector, request.k, combined_filter(spec, request), request.ef_runtime, exclude_id=request.like,
                   return_fields=fields)
     if fields:
         _check_returned(spec, hits, fields)

@@ -48,9 +48,7 @@ def search(
         raise UsageError(f"the query vector has {vector.size} dimensions, but {vector_field.name} in index "
                          f"'{spec.name}' has {vector_field.dim}")
     wanted = k + (1 if exclude_id is not None else 0)
-    prefilter = f"({guard_filter(filter_expression)})" if filter_expression and filter_expression.strip() else "*"
-    ef = " EF_RUNTIME $EF" if ef_runtime else ""
-    query = f"{prefilter}=>[KNN $K @{vector_field.name} $BLOB{ef} AS {DISTANCE}]"
+    query = knn_query(vector_field, filter_expression, ef_runtime)
     params: list[Any] = ["K", wanted, "BLOB", vector_bytes(vector, vector_field.datatype)]
     if ef_runtime:
         params += ["EF", ef_runtime]
@@ -74,6 +72,13 @@ def search(
         distance = float(fields.pop(DISTANCE))
         hits.append(Hit(len(hits) + 1, doc_id, round(_score(vector_field.metric, distance), 6), fields))
     return hits[:k]
+
+
+def knn_query(vector_field: VectorField, filter_expression: str | None, ef_runtime: int | None) -> str:
+    """The FT.SEARCH query string: the pre-filter (guarded against the server's stopword crash), then KNN."""
+    prefilter = f"({guard_filter(filter_expression)})" if filter_expression and filter_expression.strip() else "*"
+    ef = " EF_RUNTIME $EF" if ef_runtime else ""
+    return f"{prefilter}=>[KNN $K @{vector_field.name} $BLOB{ef} AS {DISTANCE}]"
 
 
 def _current_prefix(client: redis.Redis, spec: IndexSpec, keys: list[bytes]) -> str:
