@@ -33,7 +33,7 @@ def own_home(monkeypatch):
 def vsearch(*args: str, home: Path, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "VSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run([*(prefix or []), sys.executable, "-m", "vsearch", *args], env=env,
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
 
 
 def servers_of(home: Path) -> list[int]:
@@ -121,9 +121,9 @@ def _answers(client: redis.Redis) -> bool:
 
 
 def test_two_commands_racing_for_a_new_password_agree_on_one(own_home) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", "from pathlib import Path; from vsearch import server; "
-                               f"print(server.password(Path({str(own_home)!r})))"],
-                              cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    code = f"from pathlib import Path; from vsearch import server; print(server.password(Path({str(own_home)!r})))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
     seen = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert seen == {(own_home / "redis" / "password").read_text().strip()}
     assert not [p for p in (own_home / "redis").iterdir() if p.name.startswith(".password-")]
@@ -176,7 +176,7 @@ def read_only(folder: Path) -> list[str]:
         folder.chmod(0o500)
         return []
     prefix = ["unshare", "--mount", "sh", "-c", f'mount --bind -o ro "{folder}" "{folder}" && exec "$@"', "sh"]
-    if shutil.which("unshare") is None or subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+    if shutil.which("unshare") is None or subprocess.run([*prefix, "true"], capture_output=True, check=False).returncode != 0:
         pytest.skip("running as root without a private mount namespace: cannot make a folder read-only")
     return prefix
 

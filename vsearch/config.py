@@ -109,7 +109,7 @@ def redact_url(url: str) -> str:
     if at and _query_value_continues(rest, len(head)):
         # The '@' sits inside a query argument's value (`?password=a@b`): the text after it belongs to
         # that value until the next argument.
-        value, amp, tail = tail.partition("&")
+        _, amp, tail = tail.partition("&")
         shown += HIDDEN + amp
     return scheme + shown + _redact_query(tail)
 

@@ -396,17 +396,20 @@ def _start(paths: ServerPaths, port: int | None, say: Callable[[str], None]) -> 
     ]
     for module in module_paths():
         args += ["--loadmodule", str(module)]
-    secret = password(paths.home).replace("\\", "\\\\").replace('"', '\\"')
+    secret = password(paths.home)
     log_offset = paths.logfile.stat().st_size if paths.logfile.exists() else 0
     lock = _lock_data(paths)
     try:
         # The server inherits the lock's descriptor, so the lock lives exactly as long as the server.
-        result = subprocess.run(args, input=f'requirepass "{secret}"\n', env=_server_env(paths.home), umask=0o077,
+        quoted = secret.replace("\\", "\\\\").replace('"', '\\"')  # redis.conf's "..." escapes
+        result = subprocess.run(args, input=f'requirepass "{quoted}"\n', env=_server_env(paths.home), umask=0o077,
                                 pass_fds=(lock,), capture_output=True, text=True, check=False)
     finally:
         os.close(lock)
     if result.returncode != 0:
-        raise ServerError(f"redis-server did not start: {_last_line(result.stderr or result.stdout)} (log: {paths.logfile})")
+        # A config error echoes the offending line: never let that be the password's.
+        detail = _last_line(result.stderr or result.stdout).replace(secret, "***")
+        raise ServerError(f"redis-server did not start: {detail} (log: {paths.logfile})")
     _wait_ready(paths, say, log_offset)
 
 
@@ -465,11 +468,11 @@ def _loading(paths: ServerPaths) -> tuple[int, float] | None:
 def _servers_of(paths: ServerPaths) -> list[int]:
     """The redis-server processes that serve this data directory, found in /proc whatever their socket and
     pid files say: those that hold its lock, and those (from a vsearch before the lock) that run in it."""
-    binary, data, lock = server_binary().resolve(), str(paths.data.resolve()), str(paths.data_lock.resolve())
+    data, lock = str(paths.data.resolve()), str(paths.data_lock.resolve())
     found: dict[int, int] = {}  # pid: parent pid
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if Path(os.readlink(proc / "exe")) != binary:
+            if Path(os.readlink(proc / "exe")).name != "redis-server":  # any install's, an older vsearch's too
                 continue
             serves = os.readlink(proc / "cwd") == data or any(
                 os.readlink(fd) == lock for fd in (proc / "fd").iterdir())
@@ -547,7 +550,10 @@ def stop(home: Path, say: Callable[[str], None] | None = None) -> bool:
 
 def status(home: Path) -> ServerStatus:
     paths = ServerPaths(home)
-    if _probe(paths) is not _State.READY:
+    state = _probe(paths)
+    if state is _State.LOADING:  # running, not yet answering: "stopped" would be wrong
+        _wait_ready(paths, _say)
+    elif state is not _State.READY:
         return ServerStatus(False, None, paths.socket, None, None, {}, None, None, paths.logfile, paths.password)
     with client(home, decode_responses=True, protocol=2) as conn:
         info = conn.info()
