@@ -210,6 +210,7 @@ def test_a_disk_that_refuses_writes_gives_one_line_and_stop_still_works(cli, own
     assert cli("server", "status").stdout.startswith("running")
     stopped = cli("server", "stop")
     assert "embedded server stopped" in stopped.stderr and "Traceback" not in stopped.output
+    assert "disk refused its last writes (MISCONF)" in stopped.stderr
     assert servers_of(own_home) == []
 
 
@@ -227,6 +228,8 @@ def test_a_deleted_socket_does_not_start_a_second_server(cli, own_home) -> None:
     cli("create-index", "kept", "--dim", "3", "--algorithm", "flat")
     (before,) = servers_of(own_home)
     (own_home / "redis" / "redis.sock").unlink()
+    unreachable = cli("server", "status", ok=False)
+    assert unreachable.exit_code == 1 and f"(pid {before}) serves" in one_error_line(unreachable)
     result = cli("info", "kept")
     assert '"name": "kept"' in result.stdout  # the data survived the restart
     assert len(servers_of(own_home)) == 1 and servers_of(own_home) != [before]

@@ -533,6 +533,9 @@ def stop(home: Path, say: Callable[[str], None] | None = None) -> bool:
     if running:
         closer = _quick_client(paths, socket_timeout=START_TIMEOUT_S)  # no retry: the server is meant to go
         try:
+            if closer.info("persistence").get("aof_last_write_status") == "err":
+                say(f"warning: the embedded server's disk refused its last writes (MISCONF): stopping it anyway; "
+                    f"what it could not write is lost (log: {paths.logfile})")
             closer.shutdown()
         except redis.ConnectionError:
             pass  # the server closes the connection as it exits
@@ -554,6 +557,10 @@ def status(home: Path) -> ServerStatus:
     if state is _State.LOADING:  # running, not yet answering: "stopped" would be wrong
         _wait_ready(paths, _say)
     elif state is not _State.READY:
+        if pids := _servers_of(paths):  # e.g. its socket was deleted: it runs, but cannot be reached
+            raise ServerError(f"redis-server (pid {', '.join(map(str, pids))}) serves {paths.data} but does not "
+                              f"answer on {paths.socket} with vsearch's password: the next vsearch command restarts "
+                              "it, `vsearch server stop` stops it")
         return ServerStatus(False, None, paths.socket, None, None, {}, None, None, paths.logfile, paths.password)
     with client(home, decode_responses=True, protocol=2) as conn:
         info = conn.info()
