@@ -38,9 +38,7 @@ def vsearch_home() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def redis_client(vsearch_home: Path):
-    import redis
-
-    client = redis.Redis(unix_socket_path=str(server.ServerPaths(vsearch_home).socket), protocol=2)
+    client = server.client(vsearch_home, protocol=2)
     yield client
     client.close()
 

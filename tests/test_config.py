@@ -8,9 +8,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote, quote_plus, unquote
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import one_error_line
 from vsearch import server
@@ -143,6 +146,95 @@ def test_redact_url_hides_a_password_in_the_query() -> None:
 
 def test_redact_url_hides_a_password_with_a_slash() -> None:
     assert "cret" not in redact_url("redis://u:s3/cret@127.0.0.1:1/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("redis://user:12345/x@127.0.0.1:1", "redis://user:***@127.0.0.1:1"),
+        ("redis://user:pa?ss@127.0.0.1:1/0", "redis://user:***@127.0.0.1:1/0"),
+        ("redis://user:pa#ss@127.0.0.1:1/0", "redis://user:***@127.0.0.1:1/0"),
+        ("redis://127.0.0.1:1/0?db=2&password=a@b&protocol=2", "redis://127.0.0.1:***@***&protocol=2"),
+        ("unix://user:pw@/tmp/redis.sock?db=1&password=pw2", "unix://user:***@/tmp/redis.sock?db=1&password=***"),
+        ("redis://h:1/0?ssl_password=pw&ssl_cert_reqs=none#frag", "redis://h:1/0?ssl_password=***&ssl_cert_reqs=none"),
+    ],
+)
+def test_redact_url_by_structure(url, redacted) -> None:
+    assert redact_url(url) == redacted
+
+
+# Every way a password gets into a URL that redis-py reads; {pw} is the password as written there.
+PASSWORD_FORMS = [
+    "redis://user:{raw}@127.0.0.1:1/0",
+    "redis://user:{encoded}@127.0.0.1:1/0",
+    "rediss://:{raw}@127.0.0.1:1",
+    "rediss://:{encoded}@127.0.0.1:1",
+    "unix://user:{raw}@/tmp/vs-none.sock?db=0",
+    "unix://user:{encoded}@/tmp/vs-none.sock",
+    "redis://127.0.0.1:1/0?password={encoded}",
+    "redis://127.0.0.1:1/0?db=0&password={raw}",
+    "unix:///tmp/vs-none.sock?db=0&password={plus}",
+]
+# Any printable text, with the characters that have a meaning in a URL drawn often.
+PASSWORDS = st.text(st.one_of(st.sampled_from("/#?@:%&=+ "), st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"))),
+                    min_size=1, max_size=24)
+
+
+def _written(form: str, password: str) -> str:
+    return form.format(raw=password, encoded=quote(password, safe=""), plus=quote_plus(password))
+
+
+def _forms(password: str) -> set[str]:
+    """The password as a reader might recognise it: as typed, percent-encoded, percent-decoded."""
+    return {password, quote(password, safe=""), quote_plus(password), unquote(password)} - {""}
+
+
+def _leaks(password: str, shown: str, non_secret: str) -> list[str]:
+    """Parts of the password (4 characters or more, or all of a shorter one) that `shown` gives away:
+    those in it that are not also in the text any password would show."""
+    found = []
+    for secret in _forms(password):
+        size = min(4, len(secret))
+        parts = {secret[i:i + n] for n in range(size, len(secret) + 1) for i in range(len(secret) - n + 1)}
+        found += [part for part in parts if part in shown and part not in non_secret]
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=PASSWORDS, form=st.sampled_from(PASSWORD_FORMS))
+def test_redact_url_never_shows_a_password(password, form) -> None:
+    shown = redact_url(_written(form, password))
+    # What any password shows: the URL's syntax around the hidden part. A secret that is part of that
+    # (a one-character password "@") tells nothing about the real one.
+    skeleton = "\n".join(redact_url(_written(form, neutral)) for neutral in ["", *"@/?#&=:%"])
+    assert not _leaks(password, shown, skeleton), shown
+
+
+NON_SECRET = ("vsearch: error: cannot reach Redis at invalid Redis URL redis:// rediss:// unix:// user:***@ "
+              "127.0.0.1:1/0?db=0&password=*** Error 111 connecting to 127.0.0.1:1. Connection refused. "
+              "Error 2 connecting to unix socket: /tmp/vs-none.sock. No such file or directory. "
+              "an '@' after the host part; percent-encode '/', '?', '#' and '@' in a user name or password "
+              "(%2F, %3F, %23, %40) Port could not be cast to integer value as Invalid value for in connection URL.")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(password=PASSWORDS.filter(lambda p: len(p.strip()) >= 6), form=st.sampled_from(PASSWORD_FORMS))
+def test_the_cli_error_line_never_shows_a_password(cli, password, form) -> None:
+    result = cli("info", "x", "--redis-url", _written(form, password), ok=False)
+    assert result.exit_code in (1, 2)
+    line = one_error_line(result)
+    # The CLI folds whitespace; fold the password the same way.
+    assert not _leaks(" ".join(password.split()), line, NON_SECRET), line
+
+
+@pytest.mark.parametrize("url", ["redis://user:12345/x@127.0.0.1:1", "redis://:a?b@127.0.0.1:1",
+                                 "redis://127.0.0.1:1/0?password=a@b"])
+def test_a_password_read_as_the_host_is_refused(cli, url) -> None:
+    """redis-py would connect to host `user`, port 12345, and name them in its error."""
+    result = cli("info", "x", "--redis-url", url, ok=False)
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "percent-encode" in line and "12345" not in line and "a@b" not in line
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ def test_start_status_stop(cli, own_home) -> None:
     assert f"unix://{own_home}/redis/redis.sock" in started.stderr
     status = cli("server", "status").stdout
     assert "running pid" in status and "Redis 7.4.1" in status and "search 21005" in status and "ReJSON" in status
+    assert f"password file {own_home}/redis/password" in status
     assert (own_home / "redis" / "redis.log").exists()
     assert "embedded server stopped" in cli("server", "stop").stderr
     assert cli("server", "status", ok=False).exit_code == 3
@@ -107,7 +108,7 @@ def test_port_option_listens_on_loopback_and_cannot_change_a_running_server(cli,
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert f"127.0.0.1:{port}" in cli("server", "start", "--port", port).stderr
-    assert redis.Redis(host="127.0.0.1", port=port).ping()
+    assert redis.Redis(host="127.0.0.1", port=port, password=server.password(own_home)).ping()
     assert f"127.0.0.1:{port}" in cli("server", "status").stdout
     other = cli("server", "start", "--port", port + 1, ok=False)
     assert other.exit_code == 1 and f"already runs on port {port}" in other.stderr

@@ -386,7 +386,8 @@ def server_start(
     """
     settings = _settings()
     socket = server.ensure_running(settings.home, port)
-    _note(f"embedded Redis Stack running on unix://{socket}" + (f" and 127.0.0.1:{port}" if port else ""))
+    _note(f"embedded Redis Stack running on unix://{socket}" + (f" and 127.0.0.1:{port}" if port else "")
+          + f" (password in {server.ServerPaths(settings.home).password})")
 
 
 @server_app.command("stop")
@@ -412,7 +413,7 @@ def server_status() -> None:
     modules = ", ".join(f"{n} {v}" for n, v in sorted(state.modules.items()))
     typer.echo(f"running pid {state.pid}: Redis {state.version} ({modules}), {state.keys} keys, "
                f"{state.used_memory}, unix://{state.socket}" + (f", 127.0.0.1:{state.port}" if state.port else "")
-               + f", log {state.logfile}")
+               + f", log {state.logfile}, password file {state.password_file}")
 
 
 @server_app.command("setup")

@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 from vsearch.errors import ConfigError
 
@@ -83,16 +84,86 @@ def _optional_str(value: object) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def redact_url(url: str) -> str:
-    """The URL with its password (in the userinfo or a password= argument) replaced, safe to print or log.
+# Query arguments whose values are settings, never secrets; every other value is hidden.
+PUBLIC_QUERY_KEYS = frozenset({
+    "db", "protocol", "timeout", "socket_timeout", "socket_connect_timeout", "socket_read_size", "socket_keepalive",
+    "retry_on_timeout", "max_connections", "health_check_interval", "ssl_check_hostname", "ssl_cert_reqs",
+    "ssl_min_version", "ssl_ca_certs", "ssl_ca_path", "client_name", "decode_responses", "encoding",
+})
+HIDDEN = "***"
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
-    Works on the text rather than a parsed URL, so a malformed port or an unencoded '/' in a password
-    cannot make it fail or let the secret through.
+
+def redact_url(url: str) -> str:
+    """The URL with everything that could be a password hidden, safe to print or log.
+
+    Works on the structure of the text rather than on a parse, and assumes the worst of each ambiguity:
+    a password holding an unencoded '/', '?', '#' or '@' must not move the secret into the "host".
+    What stays visible: the scheme, a user name, the host, port and path after the last '@', and the
+    values of query arguments that are settings (db=, protocol=...).
     """
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        userinfo, _, hostpart = rest.rpartition("@")
-        if ":" in userinfo:
-            rest = f"{userinfo.split(':', 1)[0]}:***@{hostpart}"
-    rest = re.sub(r"([?&]password=)[^&#]*", r"\g<1>***", rest, flags=re.IGNORECASE)
-    return f"{scheme}{sep}{rest}"
+    scheme = match.group(0) if (match := _SCHEME.match(url)) else ""
+    rest = url[len(scheme):]
+    head, at, tail = rest.rpartition("@")
+    shown = f"{_redact_userinfo(head)}@" if at else ""
+    if at and _query_value_continues(rest, len(head)):
+        # The '@' sits inside a query argument's value (`?password=a@b`): the text after it belongs to
+        # that value until the next argument.
+        _, amp, tail = tail.partition("&")
+        shown += HIDDEN + amp
+    return scheme + shown + _redact_query(tail)
+
+
+def _redact_userinfo(userinfo: str) -> str:
+    """`user:password` keeps the user; anything else that is not plainly a user name is hidden."""
+    user, colon, _ = userinfo.partition(":")
+    if any(c in user for c in "/?#&=@%") and user != "":
+        return HIDDEN  # not a clean user name: part of a password or of a query may hide in it
+    return f"{user}:{HIDDEN}" if colon else user
+
+
+def _query_value_continues(rest: str, at: int) -> bool:
+    """Whether the '@' at `rest[at]` lies in a query argument that has a value, as urllib splits it."""
+    netloc_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if at < netloc_end:
+        return False
+    before = rest[netloc_end:at]
+    query = before.find("?")
+    if query < 0 or "#" in before:
+        return False
+    argument = before[query + 1:].rpartition("&")[2] + rest[at:].partition("&")[0]
+    return "=" in argument
+
+
+def _redact_query(text: str) -> str:
+    """Hide every query argument but the public settings; drop the fragment, which Redis never uses."""
+    base, question, query = text.partition("#")[0].partition("?")
+    if not question:
+        return base
+    shown = []
+    for argument in query.split("&"):
+        key, equals, _ = argument.partition("=")
+        if equals and unquote_plus(key) in PUBLIC_QUERY_KEYS:
+            shown.append(argument)
+        elif equals and key.isidentifier():
+            shown.append(f"{key}={HIDDEN}")
+        else:
+            shown.append(HIDDEN)
+    return f"{base}?{'&'.join(shown)}"
+
+
+def check_redis_url(url: str) -> None:
+    """Refuse a URL whose password would be read as a host, port or path.
+
+    urllib (and so redis-py) ends the host part at the first '/', '?' or '#': with such a character
+    unencoded in the password, redis-py would connect to a "host" made of the password's first part and
+    put it in its error messages.
+    """
+    scheme = match.group(0) if (match := _SCHEME.match(url)) else ""
+    rest = url[len(scheme):]
+    netloc_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if "@" in rest[netloc_end:]:
+        raise ConfigError(
+            f"invalid Redis URL {redact_url(url)}: an '@' after the host part; percent-encode '/', '?', '#' and '@' "
+            "in a user name or password (%2F, %3F, %23, %40)"
+        )

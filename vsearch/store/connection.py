@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import redis
 
-from vsearch.config import Settings, redact_url
+from vsearch.config import Settings, check_redis_url, redact_url
 from vsearch.errors import ConnectionLost, StoreError
 
 
@@ -17,11 +17,12 @@ def connect(settings: Settings) -> redis.Redis:
         from vsearch import server
 
         socket = server.ensure_running(settings.home)
-        client = redis.Redis(unix_socket_path=str(socket), socket_connect_timeout=5, protocol=2)
+        client = server.client(settings.home, socket_connect_timeout=5, protocol=2)
         where = f"the embedded server ({socket})"
     else:
         url = settings.redis_url or ""
         where = redact_url(url)
+        check_redis_url(url)
         try:
             client = redis.Redis.from_url(url, socket_connect_timeout=5, protocol=2)
         except ValueError as exc:
@@ -37,6 +38,8 @@ def connect(settings: Settings) -> redis.Redis:
         raise StoreError(f"Redis at {where}: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
         raise StoreError(f"cannot reach Redis at {where}: {reason(exc)}") from exc
+    except redis.RedisError as exc:  # e.g. a rediss:// URL with a bad TLS option
+        raise StoreError(f"cannot use Redis at {where}: {reason(exc)}") from exc
     return client
 
 
