@@ -38,7 +38,8 @@ def test_clip_index_text_to_image_query(cli, redis_client, clip_dir, index_name,
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     created = cli("create-index", index_name, "--image", "--image-model", clip_dir, "--tag", "gender")
     assert "image_vector HNSW COSINE 16-d" in created.stderr
-    cli("load", index_name, path, "--text-field", "productDisplayName", "--image-field", "image")
+    cli("load", index_name, path, "--text-field", "productDisplayName", "--image-field", "image",
+        "--image-root", SAMPLE)  # the records name the sample images by absolute path
     assert len(redis_client.hget(f"{index_name}:{rows[0]['id']}", "image_vector")) == 16 * 4
     by_image = cli.jsonl("query", index_name, "--image", SAMPLE / rows[2]["image"], "-k", "1")
     assert by_image[0]["id"] == rows[2]["id"]
