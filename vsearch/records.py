@@ -205,7 +205,7 @@ def _lines(handle: IO[str], name: str) -> Iterator[tuple[int, str]]:
 
 def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Record]:
     # The csv module's own limit (131072 characters a field) is smaller than texts people embed.
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_CHARS))
+    csv.field_size_limit(MAX_RECORD_CHARS)
     reader = csv.reader((line for _, line in _lines(handle, name)), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
