@@ -239,9 +239,10 @@ def _reduced_rgb(image: Image.Image) -> Image.Image:
         image.thumbnail(box)  # draft(): the decoder itself works at 1/2, 1/4 or 1/8 scale
         return image.convert("RGB")
     # Other formats decode at full size (bounded by MAX_IMAGE_PIXELS); reduce at once, before the next.
-    rgb = image.convert("RGB")
+    # An RGB image is reduced in place: no full-size copy beside the decoded one.
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     rgb.thumbnail(box)
-    return rgb
+    return rgb.copy() if rgb is image else rgb  # the copy outlives the file closing
 
 
 @lru_cache(maxsize=8)
