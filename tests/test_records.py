@@ -237,15 +237,22 @@ def test_jsonl_line_that_is_an_array(tmp_path) -> None:
     assert input_error(lambda: data(path, Format.jsonl)) == f"{path} line 2: expected a JSON object, got list"
 
 
+@pytest.mark.parametrize("via_stdin", [False, True], ids=["file", "stdin"])
 @pytest.mark.parametrize("fmt", [*Format, "lines"], ids=lambda f: getattr(f, "value", f))
-def test_non_utf8_bytes(tmp_path, fmt) -> None:
+def test_non_utf8_bytes_name_the_file_and_line(tmp_path, monkeypatch, fmt, via_stdin) -> None:
+    body = {"csv": "id,text\n1,ok\n2,caf\xe9\n", "tsv": "id\ttext\n1\tok\n2\tcaf\xe9\n",
+            "json": '[{"text": "ok"},\n {"text": "fine"},\n {"text": "caf\xe9"}]',
+            "jsonl": '{"text": "ok"}\n\n{"text": "caf\xe9"}\n', "lines": "ok\n\ncaf\xe9\n"}[getattr(fmt, "value", fmt)]
     path = tmp_path / "latin1.bin"
-    body = {"csv": "id,text\n1,caf\xe9\n", "tsv": "id\ttext\n1\tcaf\xe9\n", "json": '[{"text": "caf\xe9"}]',
-            "jsonl": '{"text": "caf\xe9"}\n', "lines": "caf\xe9\n"}[getattr(fmt, "value", fmt)]
     path.write_bytes(body.encode("latin-1"))
-    reader = (lambda: list(read_lines(str(path)))) if fmt == "lines" else (lambda: data(path, fmt))
-    message = input_error(reader)
-    assert message.startswith(f"{path}: not UTF-8 text")
+    name = str(path)
+    if via_stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body.encode("latin-1"))))
+        name = "-"
+    reader = (lambda: list(read_lines(name))) if fmt == "lines" else (lambda: data(name, fmt))
+    shown = "<stdin>" if via_stdin else str(path)
+    column = "" if fmt is Format.json else " at column 14" if fmt is Format.jsonl else " at column 6" if fmt != "lines" else " at column 4"
+    assert input_error(reader) == f"{shown} line 3: not UTF-8 text (byte 0xe9{column})"
 
 
 @pytest.mark.parametrize("fmt", [*Format, "lines"], ids=lambda f: getattr(f, "value", f))

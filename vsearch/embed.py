@@ -81,7 +81,10 @@ def write_vectors(job: EncodeJob, encoder: Encoder, out: IO[bytes], fmt: VectorF
                   progress: Callable[[int], None]) -> tuple[int, int]:
     """Encode everything and write it; returns (rows, dimension)."""
     writer = VectorWriter(out, fmt)
-    for ids, vectors in encode_items(job.items, encoder, job.images, batch_size, chunk=batch_size * 16):
+    # Texts go 16 batches at a time so the model can sort them by length; images gain nothing from
+    # that, and each decoded image holds up to a few MB, so they go one batch at a time.
+    chunk = batch_size if job.images else batch_size * 16
+    for ids, vectors in encode_items(job.items, encoder, job.images, batch_size, chunk=chunk):
         writer.write(ids, vectors)
         progress(len(ids))
     writer.close()

@@ -29,6 +29,11 @@ CNN_INPUT_SIZE = 224
 # Measured on 2 cores (bench/image_quality.py): 8 images a forward pass ran ~3x faster than 64,
 # whose activations no longer fit in cache. The caller's batch size only sets how many are decoded at once.
 CNN_BATCH = 8
+# A first guess at how much text holds a model's token budget; model_reads doubles it when it falls short.
+TEXT_CHARS_PER_TOKEN = 8
+# Characters every tokenizer splits words at. Not all of str.isspace(): BERT's normaliser deletes
+# some control characters (\x0b, \x1c...) that Python calls whitespace, joining the words around them.
+_SPLITS = " \t\n\r"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -89,8 +94,34 @@ class SentenceTransformerEncoder:
     def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         if "text" not in self.modalities:
             raise ModelError(f"model '{self.name}' cannot embed text")
-        return np.asarray(self.model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                                            show_progress_bar=False), dtype=np.float32)
+        return np.asarray(self.model.encode([self.model_reads(t) for t in texts], batch_size=batch_size,
+                                            convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+
+    def model_reads(self, text: str) -> str:
+        """The start of `text` that holds every token the model reads: the same vector, without tokenizing
+        (and holding the tokens of) a whole 50 MB text the model truncates at a few hundred tokens.
+
+        Tokenizers split words at whitespace and never look across it, so the tokens that end before a
+        whitespace run are the text's own first tokens. Take a prefix, and if the tokens ending before
+        its last whitespace run fill the model's budget, that much text is enough; else double the prefix.
+        A model whose tokenizer gives no offsets gets the whole text.
+        """
+        tokenizer = getattr(self.model, "tokenizer", None)
+        limit = getattr(self.model, "max_seq_length", None)
+        if not limit or not getattr(tokenizer, "is_fast", False):
+            return text
+        budget = limit - tokenizer.num_special_tokens_to_add(pair=False)  # type: ignore[union-attr]
+        chars = max(budget, 1) * TEXT_CHARS_PER_TOKEN
+        while chars < len(text):
+            prefix = text[:chars]
+            cut = len(prefix[:max(prefix.rfind(c) for c in _SPLITS) + 1].rstrip(_SPLITS))
+            if cut > 0:
+                offsets = tokenizer(prefix, add_special_tokens=False,  # type: ignore[misc]
+                                    return_offsets_mapping=True)["offset_mapping"]
+                if sum(1 for _, end in offsets if end <= cut) >= budget:
+                    return text[:cut]
+            chars *= 2
+        return text
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         if "image" not in self.modalities:
@@ -149,17 +180,69 @@ def cnn_pixels(image: Image.Image) -> np.ndarray:
     return pixels.transpose(2, 0, 1)
 
 
+# Decoded images are reduced until their short side is this long (and their long side at most
+# IMAGE_MAX_SIDE), so a batch holds only small images: twice the 224-pixel input of the CNN and of most
+# CLIP models. Smaller images are decoded exactly as they are.
+IMAGE_DECODE_SIDE = 2 * CNN_INPUT_SIZE
+IMAGE_MAX_SIDE = 4096
+# Pillow's own decompression-bomb threshold (it only warns between this and twice this): a larger image
+# is refused, since a PNG must be decoded whole before it can be reduced.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
 def open_image(path: Path) -> Image.Image:
-    """Decode one image file as RGB, or say which file is not an image."""
+    """Decode one image file as RGB, reduced to a bounded size, or say which file cannot be used.
+
+    Messages name `path` as given, nothing more (Pillow's and the OS's texts can hold other paths).
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        with warnings.catch_warnings():
+            # Our own limit below replaces the warning Pillow gives between 1x and 2x its limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise _too_large(path, f"{width}x{height} pixels")
+                return _reduced_rgb(image)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(path, "too many pixels") from exc
     except FileNotFoundError as exc:
         raise InputError(f"image file not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable image ({_first_line(exc)})") from exc
+    except UnidentifiedImageError as exc:
+        raise InputError(f"{path}: not an image file Pillow can read") from exc
+    except OSError as exc:
+        # errno errors carry the OS's text (and a file name); Pillow's decoder errors ("image file is
+        # truncated", "broken data stream") have no errno and name no file.
+        reason = exc.strerror if exc.errno is not None else _first_line(exc)
+        raise InputError(f"{path}: not a readable image ({reason})") from exc
+    except (ValueError, SyntaxError, EOFError) as exc:  # what some of Pillow's plugins raise for bad headers
+        raise InputError(f"{path}: not a readable image ({type(exc).__name__})") from exc
+
+
+def _too_large(path: Path, size: str) -> InputError:
+    return InputError(f"{path}: image too large ({size}; the limit is {MAX_IMAGE_PIXELS:,} pixels, "
+                      "against decompression bombs)")
+
+
+def _reduced_rgb(image: Image.Image) -> Image.Image:
+    """`image` as RGB, shrunk as it is decoded when it is larger than the models need."""
+    width, height = image.size
+    scale = min(1.0, IMAGE_DECODE_SIDE / min(width, height), IMAGE_MAX_SIDE / max(width, height))
+    if scale == 1.0:
+        return image.convert("RGB")  # exactly the pixels the models always saw
+    box = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.format == "JPEG":
+        image.thumbnail(box)  # draft(): the decoder itself works at 1/2, 1/4 or 1/8 scale
+        return image.convert("RGB")
+    # Other formats decode at full size (bounded by MAX_IMAGE_PIXELS); reduce at once, before the next.
+    # An RGB image is reduced in place: no full-size copy beside the decoded one.
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    rgb.thumbnail(box)
+    return rgb.copy() if rgb is image else rgb  # the copy outlives the file closing
 
 
 @lru_cache(maxsize=8)

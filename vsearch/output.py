@@ -1,9 +1,16 @@
-"""Rendering result rows: a rich table for people, JSONL/JSON/CSV for pipes. stdout carries data only."""
+"""Rendering result rows: a rich table for people, JSONL/JSON/CSV for pipes. stdout carries data only.
+
+Stored fields and query text are anyone's data, so a table shows them literally: no rich markup, emoji or
+highlighting, and control characters (terminal escapes, C1 codes, bidi overrides) escaped visibly, since a
+terminal would obey them. JSON and JSONL escape them already. CSV is data for other programs and stays
+byte-exact; sending CSV to a terminal shows whatever the data holds, as `cat` would.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Sequence
 from enum import Enum
@@ -54,18 +61,34 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+# C0 and C1 controls (ESC, CSI 0x9b, OSC...), DEL, and the invisible characters that reorder or hide text
+# (bidi embeddings, overrides and isolates, zero-width marks, line/paragraph separators).
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_UNSAFE_OR_NEWLINE = re.compile(_UNSAFE.pattern[:-1] + "\n]")
+
+
+def safe_text(text: str, newlines: bool = True) -> str:
+    """`text` with every control character written as a visible escape (\\x1b, \\u202e); newlines kept
+    unless `newlines` is False (a one-line title)."""
+    pattern = _UNSAFE if newlines else _UNSAFE_OR_NEWLINE
+    return pattern.sub(lambda m: repr(m.group())[1:-1] if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+
+
 def _table(rows: Sequence[dict[str, Any]], title: str | None, stream: IO[str]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left")
+    # Text objects are never parsed as markup: '[/x]' prints as itself instead of raising MarkupError.
+    table = Table(title=Text(safe_text(title, newlines=False)) if title else None, title_justify="left")
     columns = _columns(rows)
     for column in columns:
         numeric = column in ("rank", "score")
-        table.add_column(column, justify="right" if numeric else "left", style="bold" if column == "id" else None,
-                         overflow="fold", no_wrap=column in ("rank", "id", "score"))
+        table.add_column(Text(safe_text(column, newlines=False)), justify="right" if numeric else "left",
+                         style="bold" if column == "id" else None, overflow="fold",
+                         no_wrap=column in ("rank", "id", "score"))
     for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+        table.add_row(*(Text(safe_text(_cell(row.get(c)))) for c in columns))
     if not rows:
         table.caption = "no results"
-    Console(file=stream, soft_wrap=False).print(table)
+    Console(file=stream, soft_wrap=False, markup=False, emoji=False, highlight=False).print(table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,13 +155,13 @@ def _peek(path: str) -> bytes:
 
 
 @contextmanager
-def open_text(path: str) -> Iterator[IO[str]]:
-    """A text stream for a path or `-`; utf-8-sig drops the byte-order mark spreadsheets write."""
+def open_bytes(path: str) -> Iterator[IO[bytes]]:
+    """A byte stream for a path or `-`."""
     if path == STDIN:
-        yield io.TextIOWrapper(_stdin_bytes(), encoding="utf-8-sig", newline="")
+        yield _stdin_bytes()
         return
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")
+        handle = open(path, "rb")
     except FileNotFoundError as exc:
         raise InputError(f"file not found: {path}") from exc
     except OSError as exc:
@@ -169,42 +170,85 @@ def open_text(path: str) -> Iterator[IO[str]]:
         yield handle
 
 
+def _text(raw: IO[bytes]) -> IO[str]:
+    """Text that never raises on bad bytes: they become lone surrogates, which `_checked` reports with
+    the line they are on (a decode error inside TextIOWrapper knows no line). utf-8-sig drops the
+    byte-order mark spreadsheets write; newline='' keeps line ends for the csv module."""
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
 def read_records(path: str, fmt: Format) -> Iterator[Record]:
     """Records from a file or stdin, parsed lazily. Raises InputError naming the file and line."""
-    name = source_name(path)
-    with open_text(path) as handle:
-        try:
-            if fmt in (Format.csv, Format.tsv):
-                yield from _read_delimited(handle, name, "\t" if fmt is Format.tsv else ",")
-            elif fmt is Format.jsonl:
-                yield from _read_jsonl(handle, name)
-            else:
-                yield from _read_json(handle, name)
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{name}: not UTF-8 text ({exc.reason})") from exc
+    with open_bytes(path) as raw:
+        yield from read_stream(raw, source_name(path), fmt)
+
+
+def read_stream(raw: IO[bytes], name: str, fmt: Format) -> Iterator[Record]:
+    """Records from an open byte stream; `name` is what errors call it."""
+    handle = _text(raw)
+    try:
+        if fmt in (Format.csv, Format.tsv):
+            yield from _read_delimited(handle, name, "\t" if fmt is Format.tsv else ",")
+        elif fmt is Format.jsonl:
+            yield from _read_jsonl(handle, name)
+        else:
+            yield from _read_json(handle, name)
+    finally:
+        handle.detach()  # closing the wrapper would close the caller's stream (stdin)
 
 
 def read_lines(path: str) -> Iterator[Record]:
     """Non-blank lines of a text file or stdin, as records {"id": line number, "text": line}."""
     name = source_name(path)
-    with open_text(path) as handle:
+    with open_bytes(path) as raw:
+        handle = _text(raw)
         try:
-            for number, line in enumerate(handle, start=1):
+            for number, line in _lines(handle, name):
                 text = line.strip()
                 if text:
                     yield Record(name, number, {"id": str(number), "text": text})
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{name}: not UTF-8 text ({exc.reason})") from exc
+        finally:
+            handle.detach()
+
+
+# One record (a line, a CSV field, a JSON array element) may be this long; longer is an error, not a
+# process that eats all memory. Generous: a 50 MB text field is fine, the model reads only its start.
+MAX_RECORD_CHARS = 1 << 28
+# Deeper JSON nesting is refused before json's recursive decoder raises RecursionError.
+MAX_JSON_DEPTH = 256
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _check_utf8(text: str, name: str, line: int, columns: bool = True) -> None:
+    """InputError naming the line (and column) of the first byte that was not UTF-8, if any."""
+    if not text.isascii() and (bad := _UNDECODABLE.search(text)):
+        before = text[:bad.start()]
+        where = f" at column {bad.start() - before.rfind(chr(10))}" if columns else ""
+        raise InputError(f"{name} line {line + before.count(chr(10))}: not UTF-8 text "
+                         f"(byte 0x{ord(bad.group()) - 0xDC00:02x}{where})")
+
+
+def _lines(handle: IO[str], name: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) with each line checked for undecodable bytes and length."""
+    number = 0
+    while line := handle.readline(MAX_RECORD_CHARS + 1):
+        number += 1
+        if len(line) > MAX_RECORD_CHARS:
+            raise InputError(f"{name} line {number}: longer than {MAX_RECORD_CHARS:,} characters")
+        _check_utf8(line, name, number)
+        yield number, line
 
 
 def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Record]:
     consumed: list[str] = []  # the physical lines of the record being parsed, to hand back as received
 
     def lines() -> Iterator[str]:
-        for line in handle:
+        for _, line in _lines(handle, name):
             consumed.append(line)
             yield line
 
+    # The csv module's own limit (131072 characters a field) is smaller than texts people embed.
+    csv.field_size_limit(MAX_RECORD_CHARS)
     reader = csv.reader(lines(), delimiter=delimiter, strict=True)
     kind = "TSV" if delimiter == "\t" else "CSV"
     try:
@@ -237,13 +281,16 @@ def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Reco
 
 
 def _read_jsonl(handle: IO[str], name: str) -> Iterator[Record]:
-    for number, line in enumerate(handle, start=1):
+    for number, line in _lines(handle, name):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             yield Record(name, number, {}, raw=line, error=f"malformed JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except RecursionError:
+            yield Record(name, number, {}, raw=line, error="JSON nested too deeply")
             continue
         if not isinstance(data, dict):
             yield Record(name, number, {}, raw=line, error=f"expected a JSON object, got {type(data).__name__}")
@@ -276,8 +323,20 @@ def _read_json(handle: IO[str], name: str) -> Iterator[Record]:
         stream.expect(",")
 
 
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON_STRUCTURE = re.compile(r'[][{}"]')  # outside strings, only these change nesting
+_JSON_STRING_STOP = re.compile(r'["\\]')
+_JSON_SCALAR_END = re.compile(r"[ \t\n\r,\]}]")
+
+
 class _JsonStream:
-    """Just enough of a streaming JSON reader to walk one array: values come from json's raw_decode."""
+    """Just enough of a streaming JSON reader to walk one array.
+
+    Before json's raw_decode sees a value, a small scanner finds where that value ends (tracking strings,
+    escapes and nesting, its state kept across chunks, so every character is scanned once). raw_decode
+    then sees a complete value: a decode error is real at once, instead of a reason to read on to the
+    end of the file.
+    """
 
     def __init__(self, handle: IO[str], name: str) -> None:
         self.handle, self.name = handle, name
@@ -285,10 +344,15 @@ class _JsonStream:
         self.decoder = json.JSONDecoder()
 
     def _fill(self) -> bool:
-        chunk = self.handle.read(JSON_CHUNK)
+        # Read as much again as is buffered: one huge value costs a linear number of copies, not quadratic.
+        chunk = self.handle.read(max(JSON_CHUNK, len(self.buffer) - self.pos))
         if not chunk:
             self.eof = True
             return False
+        rest = len(self.buffer) - self.pos
+        if rest + len(chunk) > MAX_RECORD_CHARS:
+            raise InputError(f"{self.name} line {self.line}: a JSON value longer than {MAX_RECORD_CHARS:,} characters")
+        _check_utf8(chunk, self.name, self.line + self.buffer.count("\n", self.pos), columns=False)
         self.buffer = self.buffer[self.pos:] + chunk
         self.pos = 0
         return True
@@ -300,8 +364,7 @@ class _JsonStream:
     def peek(self) -> str:
         """The next non-blank character, or '' at the end of input."""
         while True:
-            stripped = len(self.buffer) - len(self.buffer[self.pos:].lstrip())
-            self._advance(stripped)
+            self._advance(_JSON_SPACE.match(self.buffer, self.pos).end())  # type: ignore[union-attr]
             if self.pos < len(self.buffer):
                 return self.buffer[self.pos]
             if not self._fill():
@@ -319,17 +382,60 @@ class _JsonStream:
 
     def value(self) -> tuple[int, Any]:
         self.peek()
+        self._scan_value()
+        try:
+            data, end = self.decoder.raw_decode(self.buffer, self.pos)
+        except json.JSONDecodeError as exc:
+            line = self.line + self.buffer.count("\n", self.pos, exc.pos)
+            raise InputError(f"{self.name} line {line}: malformed JSON ({exc.msg})") from exc
+        start_line = self.line
+        self._advance(end)
+        return start_line, data
+
+    def _scan_value(self) -> None:
+        """Read on until the value at `pos` is complete in the buffer (or the input ends)."""
+        scanned = 0  # relative to pos: a refill moves pos, not what was scanned
+        depth, in_string, scalar = 0, False, False
         while True:
-            try:
-                data, end = self.decoder.raw_decode(self.buffer, self.pos)
-            except json.JSONDecodeError as exc:
-                if not self.eof and self._fill():
-                    continue  # the value may continue in the next chunk
-                line = self.line + self.buffer.count("\n", self.pos, exc.pos)
-                raise InputError(f"{self.name} line {line}: malformed JSON ({exc.msg})") from exc
-            # A number at the very end of a chunk may be cut short: read on before trusting it.
-            if end == len(self.buffer) and not self.eof and self._fill():
-                continue
-            start_line = self.line
-            self._advance(end)
-            return start_line, data
+            text, i = self.buffer, self.pos + scanned
+            while i < len(text):
+                if in_string:
+                    stop = _JSON_STRING_STOP.search(text, i)
+                    if stop is None:
+                        i = len(text)
+                    elif stop.group() == '"':
+                        in_string, i = False, stop.end()
+                        if depth == 0:
+                            return
+                    elif stop.end() == len(text):
+                        i = stop.start()  # a backslash whose escaped character is in the next chunk
+                        break
+                    else:
+                        i = stop.end() + 1
+                elif scalar:  # a number or literal: it may go on in the next chunk
+                    if _JSON_SCALAR_END.search(text, i):
+                        return
+                    i = len(text)
+                elif depth == 0:  # the value's first character
+                    depth, in_string, scalar = int(text[i] in "[{"), text[i] == '"', text[i] not in '[{"'
+                    i += 1 - scalar
+                else:
+                    mark = _JSON_STRUCTURE.search(text, i)
+                    if mark is None:
+                        i = len(text)
+                        continue
+                    i = mark.end()
+                    if mark.group() == '"':
+                        in_string = True
+                    elif mark.group() in "[{":
+                        depth += 1
+                        if depth > MAX_JSON_DEPTH:
+                            line = self.line + text.count("\n", self.pos, i)
+                            raise InputError(f"{self.name} line {line}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                    else:
+                        depth -= 1
+                        if depth == 0:
+                            return
+            scanned = i - self.pos
+            if not self._fill():
+                return

@@ -1,0 +1,284 @@
+"""Input built to hurt: terminal escapes in stored data, image and text bombs, malformed and huge files.
+
+Each case must end in data shown literally or in one clear error line, with memory bounded by design.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import string
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import vsearch.models as models
+import vsearch.records as records
+from tests.conftest import SAMPLE, one_error_line
+from vsearch.errors import InputError
+from vsearch.models import load_image_encoder, load_text_encoder, open_image
+from vsearch.output import OutputFormat, render
+from vsearch.records import Format, read_records, read_stream
+
+# What a terminal obeys: C0 controls but newline, DEL, C1 controls (0x9b is a one-byte CSI), bidi controls.
+TERMINAL_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+HOSTILE = ["[/x]", "[bold]loud[/bold]", ":smile:", "\x1b[31mred\x1b[0m", "\x1b]0;owned\x07", "\x9b2J",
+           "\x1b]8;;http://evil/\x1b\\link", "abc\u202edcba", "tab\there\rcr\x08bs\x00nul"]
+
+
+def input_error(call) -> str:
+    with pytest.raises(InputError) as caught:
+        call()
+    return str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Terminal output
+
+
+def table(rows, title=None) -> str:
+    out = io.StringIO()
+    render(rows, OutputFormat.table, title=title, stream=out)
+    return out.getvalue()
+
+
+def test_table_shows_markup_literally_and_escapes_controls() -> None:
+    shown = table([{"id": f"id{n}", "text": text, "score": 0.5} for n, text in enumerate(HOSTILE)],
+                  title="query: [/x] \x1b[2J")
+    assert not TERMINAL_CONTROLS.search(shown)
+    for literal in ("[/x]", "[bold]loud[/bold]", ":smile:", "\\x1b[31mred", "\\x1b]0;owned\\x07", "\\x9b2J",
+                    "abc\\u202edcba", "query: [/x] \\x1b[2J"):
+        assert literal in shown
+    assert "😄" not in shown
+
+
+@settings(max_examples=200, deadline=None)
+@given(cell=st.text(), column=st.text(min_size=1), title=st.text())
+def test_any_text_in_a_table_reaches_the_terminal_inert(cell, column, title) -> None:
+    shown = table([{"id": cell, column: cell}], title=title)
+    assert not TERMINAL_CONTROLS.search(shown)
+
+
+def test_similarity_table_from_the_cli(cli) -> None:
+    result = cli("similarity", "[/x] \x1b]0;title\x07", *HOSTILE, "--format", "table")
+    assert "Traceback" not in result.output
+    assert not TERMINAL_CONTROLS.search(result.stdout)
+    assert "[/x]" in result.stdout and "[bold]loud[/bold]" in result.stdout and "\\x1b]0;title\\x07" in result.stdout
+
+
+def test_query_table_of_stored_hostile_fields(cli, index_name, tmp_path) -> None:
+    path = tmp_path / "evil.jsonl"
+    path.write_text("".join(json.dumps({"id": f"e{n}", "title": f"watch {text}"}) + "\n" for n, text in enumerate(HOSTILE)))
+    cli("create-index", index_name, "--text", "title")
+    cli("load", index_name, path, "--text-field", "title")
+    result = cli("query", index_name, "watch [/x] \x1b[31m", "-k", str(len(HOSTILE)), "--format", "table")
+    assert not TERMINAL_CONTROLS.search(result.stdout)
+    assert "watch [/x]" in result.stdout and "\\x1b]0;owned\\x07" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------
+# Images
+
+
+def one_bit_png(path, size) -> None:
+    """A huge image that is small on disk and cheap to make: 1 bit a pixel, all black."""
+    Image.new("1", size).save(path)
+
+
+@pytest.mark.parametrize("size", [(10_000, 9_000), (14_000, 13_000)], ids=["over-limit", "over-twice-limit"])
+def test_decompression_bomb_is_one_input_error(tmp_path, monkeypatch, size) -> None:
+    monkeypatch.chdir(tmp_path)
+    one_bit_png("bomb.png", size)
+    message = input_error(lambda: open_image(models.Path("bomb.png")))
+    assert message.startswith("bomb.png: image too large (")
+    assert "89,478,485 pixels" in message and str(tmp_path) not in message
+
+
+def test_decompression_bomb_from_the_cli(cli, products, tmp_path) -> None:
+    bomb = tmp_path / "bomb.png"
+    one_bit_png(bomb, (10_000, 9_000))
+    for args in (("encode", bomb), ("query", products, "--image", bomb)):
+        line = one_error_line(cli(*args, ok=False))
+        assert line.startswith(f"vsearch: error: {bomb}: image too large")
+
+
+def test_truncated_jpeg_is_one_input_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    whole = (SAMPLE / "images" / "1653.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    assert input_error(lambda: open_image(models.Path("cut.jpg"))).startswith("cut.jpg: not a readable image (image file is truncated")
+
+
+def test_image_errors_name_only_the_path_given(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.jpg").mkdir()
+    (tmp_path / "text.jpg").write_text("not an image")
+    assert input_error(lambda: open_image(models.Path("folder.jpg"))) == "folder.jpg: not a readable image (Is a directory)"
+    assert input_error(lambda: open_image(models.Path("text.jpg"))) == "text.jpg: not an image file Pillow can read"
+
+
+def test_small_images_decode_exactly_as_before(tmp_path) -> None:
+    medium = tmp_path / "medium.png"
+    Image.open(SAMPLE / "images" / "1653.jpg").convert("RGB").resize((440, 600)).save(medium)
+    paths = [*sorted((SAMPLE / "images").glob("*.jpg"))[:6], medium]
+    before = [Image.open(p).convert("RGB") for p in paths]
+    after = [open_image(p) for p in paths]
+    for old, new in zip(before, after):
+        assert new.size == old.size and new.tobytes() == old.tobytes()
+    encoder = load_image_encoder()
+    np.testing.assert_allclose(encoder.encode_images(after), encoder.encode_images(before), atol=1e-5)
+
+
+@pytest.mark.parametrize("suffix", ["jpg", "png"])
+def test_large_images_are_reduced_as_they_are_decoded(tmp_path, suffix) -> None:
+    path = tmp_path / f"large.{suffix}"
+    full = Image.open(SAMPLE / "images" / "1653.jpg").convert("RGB").resize((3000, 4000), Image.Resampling.BICUBIC)
+    full.save(path)
+    reduced = open_image(path)
+    assert min(reduced.size) == models.IMAGE_DECODE_SIDE and reduced.mode == "RGB"
+    assert reduced.size == (448, 597)
+    # What the model sees barely changes: the same picture, just not held at full size in a batch.
+    encoder = load_image_encoder()
+    old, new = encoder.encode_images([Image.open(path).convert("RGB"), reduced])
+    assert float(old @ new / np.linalg.norm(old) / np.linalg.norm(new)) > 0.98
+
+
+# ---------------------------------------------------------------------------------------------------
+# Long texts: the model reads 256 tokens, so only that much text is tokenized
+
+
+def long_texts() -> dict[str, str]:
+    words = "the quick brown fox jumps over the lazy dog ".split()
+    return {
+        "whitespace runs": ("some words here " * 10 + " " * 5000 + "\n\t\r" * 3000) * 40,
+        "huge words": ("x" * 30_000 + " ") * 3 + " ".join(words * 500) + " " + "y" * 1_000_000,
+        "punctuation": ("!?,.;:()[]{}<>'\"-_/\\|@#$%^&*~`" * 50 + " ") * 200,
+        "unicode": ("Größe café naïve résumé ﬁne Ω≈ç√∫ ñ ü ß 🙂🙃 e\u0301 " * 2000),
+        "cjk": ("東京は日本の首都です。漢字とかなカナ混じり文 한국어 텍스트 " * 3000),
+        "controls": ("a\x0bb c\x1cd e\x85f g\u00a0h i\u3000j \x00k\u200bl " * 4000),
+        "no whitespace at all": "abc" * 20_000,
+    }
+
+
+@pytest.mark.parametrize("name", list(long_texts()))
+def test_long_text_vector_equals_the_whole_text_vector(name) -> None:
+    text = long_texts()[name]
+    encoder = load_text_encoder()
+    expected = encoder.model.encode([text], convert_to_numpy=True)  # the model tokenizing everything
+    np.testing.assert_allclose(encoder.encode_texts([text]), expected, atol=1e-6)
+    if name != "no whitespace at all":
+        assert len(encoder.model_reads(text)) < len(text) // 4  # it did not tokenize the whole text
+
+
+WORDS = st.sampled_from(["a", "word", "Überstraße", "東京", "🙂", "x" * 300, "don't", "e\u0301", "..!", "\x0b",
+                         "\x1c", "\u00a0", "[CLS]", "##ing", "12,345.6"])
+SPACES = st.sampled_from([" ", "  ", "\n", "\t", "\r\n", " " * 50, ""])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(st.tuples(WORDS, SPACES), min_size=150, max_size=400))
+def test_any_long_text_gives_the_same_vector(monkeypatch_module, parts) -> None:
+    text = "".join(word + space for word, space in parts)
+    encoder = load_text_encoder()
+    expected = encoder.model.encode([text], convert_to_numpy=True)
+    np.testing.assert_allclose(encoder.encode_texts([text]), expected, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    """Start from a tiny prefix, so that short generated texts go through the doubling too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "TEXT_CHARS_PER_TOKEN", 1)
+        yield patch
+
+
+# ---------------------------------------------------------------------------------------------------
+# JSON, JSONL, CSV
+
+
+class CountingReader(io.RawIOBase):
+    """A byte stream that counts what a reader took from it, and how many reads it made."""
+
+    def __init__(self, data: bytes) -> None:
+        self.source, self.taken, self.reads = io.BytesIO(data), 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.source.readinto(buffer)
+        self.taken += count
+        self.reads += 1
+        return count
+
+
+def test_bad_element_early_in_a_big_json_array_fails_at_once() -> None:
+    body = b'[{"id": 1, "text": "fine"},\n{"id": 2, "text": tru},\n' + b'{"id": 3, "text": "more"},\n' * 2_000_000 + b'{"id": 4}]'
+    assert len(body) > 50_000_000
+    stream = CountingReader(body)
+    message = input_error(lambda: list(read_stream(io.BufferedReader(stream), "big.json", Format.json)))
+    assert message == "big.json line 2: malformed JSON (Expecting value)"
+    assert stream.taken < 1_000_000  # it stopped at the bad element, not at the end of 50 MB
+
+
+def test_one_huge_json_value_is_read_in_few_reads(monkeypatch) -> None:
+    monkeypatch.setattr(records, "JSON_CHUNK", 1 << 12)
+    huge = "w" * 8_000_000
+    stream = CountingReader(json.dumps([{"id": 1, "text": huge}, {"id": 2, "text": "x"}]).encode())
+    got = [r.data for r in read_stream(io.BufferedReader(stream), "huge.json", Format.json)]
+    assert got == [{"id": 1, "text": huge}, {"id": 2, "text": "x"}]
+    assert stream.reads < 40  # the buffer doubles: not 2,000 reads each copying a growing buffer
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_json_nesting_bomb_is_one_input_error(cli, tmp_path, fmt) -> None:
+    path = tmp_path / f"deep.{fmt}"
+    path.write_text('{"id": 1, "text": "ok"}\n' + ("[" if fmt == "json" else "") + '{"text": ' + "[" * 100_000 + "\n"
+                    if fmt == "jsonl" else '[{"id": 1, "text": "ok"},\n{"text": ' + "[" * 100_000 + "]" * 100_000 + "}]")
+    message = input_error(lambda: list(read_records(str(path), Format(fmt))))
+    assert message.startswith(f"{path} line 2: JSON nested")
+    line = one_error_line(cli("encode", path, "--field", "text", ok=False))
+    assert line.startswith(f"vsearch: error: {path} line 2: JSON nested")
+
+
+def test_csv_field_over_the_csv_module_limit_is_read(tmp_path) -> None:
+    path = tmp_path / "long.csv"
+    long_text = "word " * 100_000  # 500,000 characters, over csv's default field limit of 131,072
+    path.write_text(f'id,text\n1,"{long_text}"\n2,short\n')
+    assert [r.data["text"] for r in read_records(str(path), Format.csv)] == [long_text, "short"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "lines"])
+def test_a_record_over_the_size_limit_names_its_line(tmp_path, monkeypatch, fmt) -> None:
+    monkeypatch.setattr(records, "MAX_RECORD_CHARS", 1_000)
+    monkeypatch.setattr(records, "JSON_CHUNK", 100)
+    long_text = "w" * 2_000
+    many_lines = ("w" * 99 + "\n") * 20  # each line short: the field is what is too long
+    body = {"csv": f'id,text\n1,ok\n2,"{many_lines}"\n', "jsonl": f'{{"text": "ok"}}\n{{"text": "{long_text}"}}\n',
+            "json": f'[{{"text": "ok"}},\n{{"text": "{long_text}"}}]', "lines": f"ok\n{long_text}\n"}[fmt]
+    path = tmp_path / f"big.{fmt}"
+    path.write_text(body)
+    reader = (lambda: list(records.read_lines(str(path)))) if fmt == "lines" else (lambda: list(read_records(str(path), Format(fmt))))
+    message = input_error(reader)
+    expected = {"csv": f"{path} line 13: malformed CSV (field larger than field limit (1000))",
+                "jsonl": f"{path} line 2: longer than 1,000 characters", "lines": f"{path} line 2: longer than 1,000 characters",
+                "json": f"{path} line 2: a JSON value longer than 1,000 characters"}[fmt]
+    assert message == expected
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "tsv"])
+def test_byte_order_mark_is_skipped(tmp_path, fmt) -> None:
+    path = tmp_path / f"bom.{fmt}"
+    body = {"json": '[{"id": "1"}]', "jsonl": '{"id": "1"}\n', "tsv": "id\n1\n"}[fmt]
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    assert [r.data for r in read_records(str(path), Format(fmt))] == [{"id": "1"}]
+
+
+def test_nul_bytes_in_csv_are_data(tmp_path) -> None:
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"id,text\n1,a\x00b\n")
+    assert [r.data for r in read_records(str(path), Format.csv)] == [{"id": "1", "text": "a\x00b"}]
