@@ -239,7 +239,7 @@ def test_json_nesting_bomb_is_one_input_error(cli, tmp_path, fmt) -> None:
     path = tmp_path / f"deep.{fmt}"
     path.write_text('{"id": 1, "text": "ok"}\n' + ("[" if fmt == "json" else "") + '{"text": ' + "[" * 100_000 + "\n"
                     if fmt == "jsonl" else '[{"id": 1, "text": "ok"},\n{"text": ' + "[" * 100_000 + "]" * 100_000 + "}]")
-    message = input_error(lambda: list(read_records(str(path), Format(fmt))))
+    message = input_error(lambda: [r.check() for r in read_records(str(path), Format(fmt))])
     assert message.startswith(f"{path} line 2: JSON nested")
     line = one_error_line(cli("encode", path, "--field", "text", ok=False))
     assert line.startswith(f"vsearch: error: {path} line 2: JSON nested")
@@ -262,7 +262,7 @@ def test_a_record_over_the_size_limit_names_its_line(tmp_path, monkeypatch, fmt)
             "json": f'[{{"text": "ok"}},\n{{"text": "{long_text}"}}]', "lines": f"ok\n{long_text}\n"}[fmt]
     path = tmp_path / f"big.{fmt}"
     path.write_text(body)
-    reader = (lambda: list(records.read_lines(str(path)))) if fmt == "lines" else (lambda: list(read_records(str(path), Format(fmt))))
+    reader = (lambda: list(records.read_lines(str(path)))) if fmt == "lines" else (lambda: [r.check() for r in read_records(str(path), Format(fmt))])
     message = input_error(reader)
     expected = {"csv": f"{path} line 13: malformed CSV (field larger than field limit (1000))",
                 "jsonl": f"{path} line 2: longer than 1,000 characters", "lines": f"{path} line 2: longer than 1,000 characters",
