@@ -118,7 +118,7 @@ def test_image_errors_name_only_the_path_given(tmp_path, monkeypatch) -> None:
     (tmp_path / "folder.jpg").mkdir()
     (tmp_path / "text.jpg").write_text("not an image")
     assert input_error(lambda: open_image(models.Path("folder.jpg"))) == "folder.jpg: not a readable image (Is a directory)"
-    assert input_error(lambda: open_image(models.Path("text.jpg"))) == "text.jpg: not an image file Pillow can read"
+    assert input_error(lambda: open_image(models.Path("text.jpg"))) == "text.jpg: not a readable image (not a format Pillow knows)"
 
 
 def test_small_images_decode_exactly_as_before(tmp_path) -> None:
