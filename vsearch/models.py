@@ -213,7 +213,7 @@ def open_image(path: Path) -> Image.Image:
     except FileNotFoundError as exc:
         raise InputError(f"image file not found: {path}") from exc
     except UnidentifiedImageError as exc:
-        raise InputError(f"{path}: not an image file Pillow can read") from exc
+        raise InputError(f"{path}: not a readable image (not a format Pillow knows)") from exc
     except OSError as exc:
         # errno errors carry the OS's text (and a file name); Pillow's decoder errors ("image file is
         # truncated", "broken data stream") have no errno and name no file.

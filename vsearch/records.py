@@ -170,7 +170,7 @@ def open_bytes(path: str) -> Iterator[IO[bytes]]:
         yield handle
 
 
-def _text(raw: IO[bytes]) -> IO[str]:
+def _text(raw: IO[bytes]) -> io.TextIOWrapper:
     """Text that never raises on bad bytes: they become lone surrogates, which `_checked` reports with
     the line they are on (a decode error inside TextIOWrapper knows no line). utf-8-sig drops the
     byte-order mark spreadsheets write; newline='' keeps line ends for the csv module."""
