@@ -292,3 +292,23 @@ def test_load_killed_mid_run_is_finished_by_a_rerun(cli, redis_client, index_nam
     rerun = cli("load", index_name, path, "--vector-column", "vec", "--wait", "30")  # the dead run's lock expires
     assert counts(rerun)["embedded"] + counts(rerun)["unchanged"] == 20000
     assert json.loads(cli("info", index_name).stdout)["documents"] == 20000
+
+
+def test_a_line_that_is_not_utf8_is_rejected_as_received(cli, redis_client, index_name, tmp_path) -> None:
+    make(cli, index_name)
+    path = tmp_path / "mixed.jsonl"
+    bad = '{"id": "x", "title": "caf\xe9"}\n'.encode("latin-1")
+    path.write_bytes(json.dumps(ROWS[0]).encode() + b"\n" + bad + json.dumps(ROWS[1]).encode() + b"\n")
+    rejects = tmp_path / "rejects.jsonl"
+    result = cli("load", index_name, path, "--text-field", "title", "--rejects", rejects, ok=False)
+    assert result.exit_code == 4 and f"{path} line 2: not UTF-8 text (byte 0xe9" in result.stderr
+    assert rejects.read_bytes() == bad
+    assert len(redis_client.keys(f"{index_name}:*")) == 2
+
+
+def test_the_ids_of_a_run_stay_in_redis_not_in_memory_and_are_cleaned_up(cli, redis_client, index_name, tmp_path) -> None:
+    make(cli, index_name)
+    rows = ROWS + [dict(ROWS[3], title="a second d3")]
+    result = cli("load", index_name, write_jsonl(tmp_path / "a.jsonl", rows), "--text-field", "title", ok=False)
+    assert result.exit_code == 4 and "line 11: id 'd3' appeared earlier in this input (" in result.stderr
+    assert redis_client.keys("__vsearch:run:*") == []

@@ -10,6 +10,7 @@ the report. Nothing here parses command lines or prints; `progress` and `warn` a
 from __future__ import annotations
 
 import hashlib
+import secrets
 import json
 import math
 import time
@@ -31,10 +32,13 @@ from vsearch import store
 from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
 from vsearch.store.definitions import get_spec, index_stats
 from vsearch.store.documents import FIELDS_DIGEST, Document, read_states, read_vectors, scan_ids
+from vsearch.store.keys import NAMESPACE
 from vsearch.store.lock import index_lock
 
 SHOWN_REJECTS = 10  # reject lines printed on stderr before the rest are only counted
 RETRIES = 5
+SEEN_TTL_S = 86_400  # the run's id list outlives a killed run by a day at most
+PRUNE_PAGE = 1000
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
@@ -123,6 +127,7 @@ class _Candidate:
     fingerprint: dict[str, str]
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     embedded: bool = False  # a vector of it was computed in this run (not reused from Redis)
+    claimed: bool = False  # its id is recorded as read by this run
     rejected: bool = False  # its image could not be read
 
 
@@ -161,9 +166,12 @@ def run_load(
             _rebuild(client, settings, spec, plan, request, report, progress, warn)
         else:
             run = _Run(client, settings, spec, spec, plan, request, report, progress, warn)
-            run.load()
-            if request.prune:
-                _prune(client, spec, run, request, report, warn)
+            try:
+                run.load()
+                if request.prune:
+                    _prune(client, spec, run, request, report, warn)
+            finally:
+                run.forget_ids()
             run.check_indexed()
         report.documents = index_stats(client, get_spec(client, request.name)).documents
     report.seconds = time.perf_counter() - started
@@ -244,7 +252,9 @@ class _Run:
                  warn: Callable[[str], None]) -> None:
         self.client, self.settings, self.source, self.target = client, settings, source, target
         self.plan, self.request, self.report, self.progress, self.warn = plan, request, report, progress, warn
-        self.seen: set[bytes] = set()  # 8-byte digests of the ids read: duplicates, and what --prune keeps
+        # The ids this run has read live in Redis, not in this process, so that memory stays constant whatever
+        # the input's size: a hash id -> where it was read, for duplicates and for what --prune must keep.
+        self.seen_key = f"{NAMESPACE}run:{secrets.token_hex(8)}:ids"
         self.unidentified = 0  # rejected records whose id could not be read: --prune cannot know them
         self.encoders: dict[str, Encoder] = {}
         self.rejects: IO[str] | None = None
@@ -255,7 +265,10 @@ class _Run:
         try:
             for batch in _batches(read_source(self.request.source, self.request.input_format, self.plan.image_base),
                                   self.request.batch_size):
-                candidates = self._prepare(batch)
+                candidates, claims = self._prepare(batch)
+                if claims:
+                    self._with_retries(lambda: self._claim(claims))
+                candidates = [c for c in candidates if not c.rejected]
                 if candidates:
                     self._with_retries(lambda: self._store(candidates))
                 self.progress(len(batch))
@@ -288,16 +301,65 @@ class _Run:
                     except VsearchError as exc:
                         self.warn(f"cannot restart the embedded server yet: {exc}")
 
-    def _prepare(self, records: list[Record]) -> list[_Candidate]:
-        """Records to candidates, rejecting the bad ones: no Redis, so it runs once per batch."""
+    def _prepare(self, records: list[Record]) -> tuple[list[_Candidate], list[tuple[str, Record, _Candidate | None]]]:
+        """Records to candidates, rejecting the bad ones: no Redis, so it runs once per batch.
+
+        Also returns every readable id of the batch (rejected records' too: --prune must keep their documents).
+        """
         first_batch = self.report.read == 0
         self.report.read += len(records)
         self.batch_rejects = []
+        self.batch_ids: list[tuple[str, Record]] = []
         candidates = [c for c in (self._candidate(r) for r in records) if c is not None]
         if first_batch and not candidates and self.batch_rejects and all(": no field '" in m for m in self.batch_rejects):
             # Not bad records but a wrong command line: no record has the field the options name.
             raise InputError(f"{self.batch_rejects[0]} (no record of the first batch has it: check the field options)")
-        return candidates
+        by_record = {id(c.record): c for c in candidates}
+        return candidates, [(doc_id, record, by_record.get(id(record))) for doc_id, record in self.batch_ids]
+
+    def _claim(self, claims: list[tuple[str, Record, _Candidate | None]]) -> None:
+        """Record this batch's ids as read; a candidate whose id an earlier record had is rejected.
+
+        Idempotent: each claim stores where it was read, so a retried batch finds its own claims, not duplicates.
+        """
+        pending = [claim for claim in claims if not (claim[2] and claim[2].claimed)]
+        if not pending:
+            return
+        with store.translate_errors("cannot record the ids of this run"):
+            found = self.client.hmget(self.seen_key, [doc_id for doc_id, _, _ in pending])
+            fresh = {}
+            for (doc_id, record, candidate), where in zip(pending, found):
+                mine = record.where()
+                if where is not None and where.decode("utf-8", "replace") != mine and (doc_id not in fresh):
+                    if candidate is not None and not candidate.rejected:
+                        candidate.rejected = True
+                        self._reject(record, f"id {doc_id!r} appeared earlier in this input "
+                                             f"({where.decode('utf-8', 'replace')}); the first one was loaded")
+                elif doc_id in fresh and fresh[doc_id] != mine:
+                    if candidate is not None and not candidate.rejected:
+                        candidate.rejected = True
+                        self._reject(record, f"id {doc_id!r} appeared earlier in this input ({fresh[doc_id]}); "
+                                             "the first one was loaded")
+                else:
+                    fresh[doc_id] = mine
+            if fresh:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.hset(self.seen_key, mapping=fresh)
+                pipe.expire(self.seen_key, SEEN_TTL_S)
+                pipe.execute()
+        for _, _, candidate in pending:
+            if candidate is not None:
+                candidate.claimed = True
+
+    def was_read(self, ids: list[str]) -> list[bool]:
+        with store.translate_errors("cannot read the ids of this run"):
+            return [found is not None for found in self.client.hmget(self.seen_key, ids)] if ids else []
+
+    def forget_ids(self) -> None:
+        try:
+            self.client.unlink(self.seen_key)
+        except redis.RedisError:
+            pass  # it expires by itself
 
     def _store(self, candidates: list[_Candidate]) -> None:
         """Compare with what is stored, embed what changed, write: safe to run again after a lost connection."""
@@ -347,10 +409,7 @@ class _Run:
             if record.error:
                 raise Rejected(record.error)
             doc_id = document_id(record, self.plan.id_field)
-            digest = hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-            if digest in self.seen:
-                raise Rejected(f"id {doc_id!r} appeared earlier in this input; the first one was loaded")
-            self.seen.add(digest)
+            self.batch_ids.append((doc_id, record))
             fields = document_fields(self.target, record, self.plan)
             contents = self._contents(record)
             fingerprint = {name: self._fingerprint(name, content) for name, content in contents.items()}
@@ -443,7 +502,8 @@ class _Run:
             self.warn(f"rejected {message}")
         if self.request.rejects is not None and not self.request.dry_run:
             if self.rejects is None:
-                self.rejects = open(self.request.rejects, "w", encoding="utf-8", newline="")
+                # surrogateescape: a line that was not UTF-8 goes back out as the bytes it came in as.
+                self.rejects = open(self.request.rejects, "w", encoding="utf-8", errors="surrogateescape", newline="")
             raw = record.raw or json.dumps(record.data, ensure_ascii=False)
             self.rejects.write(raw if raw.endswith("\n") else raw + "\n")
             self.rejects.flush()
@@ -495,8 +555,14 @@ def _prune(client: redis.Redis, spec: IndexSpec, run: _Run, request: LoadRequest
         report.prune_skipped = f"{run.unidentified} rejected record(s) had no readable id"
         warn(f"--prune skipped: {report.prune_skipped}, so no document can safely be called absent")
         return
-    absent = [i for i in scan_ids(client, spec)
-              if hashlib.blake2b(i.encode("utf-8", "surrogatepass"), digest_size=8).digest() not in run.seen]
+    absent: list[str] = []
+    page: list[str] = []
+    for doc_id in scan_ids(client, spec):
+        page.append(doc_id)
+        if len(page) >= PRUNE_PAGE:
+            absent += [i for i, read in zip(page, run.was_read(page)) if not read]
+            page = []
+    absent += [i for i, read in zip(page, run.was_read(page)) if not read]
     total = max(index_stats(client, spec).documents, 1)
     if absent and len(absent) / total > request.prune_limit and not request.force:
         raise UsageError(f"--prune would delete {len(absent)} of {total} documents ({len(absent) / total:.0%}), more "
@@ -511,7 +577,10 @@ def _rebuild(client: redis.Redis, settings: Settings, live: IndexSpec, plan: Loa
     new = next_generation(client, live)
     run = _Run(client, settings, live, new, plan, request, report, progress, warn)
     try:
-        run.load()
+        try:
+            run.load()
+        finally:
+            run.forget_ids()
         run.check_indexed()
         go_live(client, live, new, report.embedded + report.updated)
     except BaseException:

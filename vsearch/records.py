@@ -194,7 +194,15 @@ def read_stream(raw: IO[bytes], name: str, fmt: Format) -> Iterator[Record]:
         else:
             yield from _read_json(handle, name)
     finally:
-        handle.detach()  # closing the wrapper would close the caller's stream (stdin)
+        _detach(handle)
+
+
+def _detach(handle: io.TextIOWrapper) -> None:
+    """Let go of the byte stream without closing it: closing the wrapper would close the caller's (stdin)."""
+    try:
+        handle.detach()
+    except ValueError:  # already detached or closed, as when a generator is closed during interpreter exit
+        pass
 
 
 def read_lines(path: str) -> Iterator[Record]:
@@ -208,7 +216,7 @@ def read_lines(path: str) -> Iterator[Record]:
                 if text:
                     yield Record(name, number, {"id": str(number), "text": text})
         finally:
-            handle.detach()
+            _detach(handle)
 
 
 # One record (a line, a CSV field, a JSON array element) may be this long; longer is an error, not a
@@ -228,22 +236,33 @@ def _check_utf8(text: str, name: str, line: int, columns: bool = True) -> None:
                          f"(byte 0x{ord(bad.group()) - 0xDC00:02x}{where})")
 
 
-def _lines(handle: IO[str], name: str) -> Iterator[tuple[int, str]]:
-    """(line number, line) with each line checked for undecodable bytes and length."""
+def _lines(handle: IO[str], name: str, check: bool = True) -> Iterator[tuple[int, str]]:
+    """(line number, line) with each line checked for length and, with `check`, undecodable bytes (else the
+    caller rejects such a line as one bad record)."""
     number = 0
     while line := handle.readline(MAX_RECORD_CHARS + 1):
         number += 1
         if len(line) > MAX_RECORD_CHARS:
             raise InputError(f"{name} line {number}: longer than {MAX_RECORD_CHARS:,} characters")
-        _check_utf8(line, name, number)
+        if check:
+            _check_utf8(line, name, number)
         yield number, line
+
+
+def _utf8_problem(text: str) -> str | None:
+    """The not-UTF-8 message for a record's text (its raw lines), or None when it decoded cleanly."""
+    try:
+        _check_utf8(text, "", 1)
+    except InputError as exc:
+        return str(exc).split(": ", 1)[1]
+    return None
 
 
 def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Record]:
     consumed: list[str] = []  # the physical lines of the record being parsed, to hand back as received
 
     def lines() -> Iterator[str]:
-        for _, line in _lines(handle, name):
+        for _, line in _lines(handle, name, check=False):
             consumed.append(line)
             yield line
 
@@ -273,6 +292,9 @@ def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Reco
         if not row:
             continue
         raw = "".join(consumed)
+        if (problem := _utf8_problem(raw)) is not None:
+            yield Record(name, reader.line_num, {}, raw=raw, error=problem)
+            continue
         if len(row) != len(header):
             yield Record(name, reader.line_num, {}, raw=raw,
                          error=f"{len(row)} fields, but the header has {len(header)}")
@@ -281,8 +303,11 @@ def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Reco
 
 
 def _read_jsonl(handle: IO[str], name: str) -> Iterator[Record]:
-    for number, line in _lines(handle, name):
+    for number, line in _lines(handle, name, check=False):
         if not line.strip():
+            continue
+        if (problem := _utf8_problem(line)) is not None:
+            yield Record(name, number, {}, raw=line, error=problem)
             continue
         try:
             data = json.loads(line)
