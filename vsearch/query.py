@@ -132,7 +132,8 @@ def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str,
     """Rows for output: vsearch's own keys, then the document's fields.
 
     One rule in every format: a document field whose name is one of vsearch's keys (a column called `id` or
-    `score`), or starts with `fields.`, is shown as `fields.NAME`, so it can never replace the result's own.
+    `score`), or starts with `fields.`, is shown as `fields.NAME`, so it can never replace the result's own;
+    one that only repeats the result's value (the usual `id` column) is left out.
     """
     rows = []
     for hit in hits:
@@ -140,6 +141,8 @@ def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str,
         for name, value in hit.fields.items():
             if keep is not None and name not in keep:
                 continue
+            if name in row and str(row[name]) == str(value):
+                continue  # the input's own id column, which the result's id already shows
             row[field_column(name)] = value
         rows.append(row)
     return rows
