@@ -31,13 +31,13 @@ from vsearch.schema import FieldType, IndexSpec, Storage, VectorField
 from vsearch import store
 from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
 from vsearch.store.definitions import get_spec, index_stats
-from vsearch.store.documents import FIELDS_DIGEST, Document, read_states, read_vectors, scan_ids
+from vsearch.store.documents import FIELDS_DIGEST, Document, StoredState, read_states, read_vectors, scan_ids
 from vsearch.store.keys import NAMESPACE
 from vsearch.store.lock import index_lock
 
 SHOWN_REJECTS = 10  # reject lines printed on stderr before the rest are only counted
 RETRIES = 5
-SEEN_TTL_S = 86_400  # the run's id list outlives a killed run by a day at most
+SEEN_TTL_S = 3600  # renewed by every batch: a killed run's id list is gone within the hour
 PRUNE_PAGE = 1000
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -365,11 +365,19 @@ class _Run:
         """Compare with what is stored, embed what changed, write: safe to run again after a lost connection."""
         candidates = [c for c in candidates if not c.rejected]
         states = read_states(self.client, self.source, [c.id for c in candidates])
-        stored_vectors = self._stored_vectors(candidates, states)
+        skipped = 0
+        changed: list[tuple[_Candidate, StoredState | None]] = []
+        for candidate, state in zip(candidates, states):
+            if (self.source is self.target and state is not None
+                    and all(state.fingerprint.get(k) == v for k, v in candidate.fingerprint.items())):
+                skipped += 1  # stored exactly as the input has it: not even its vectors are read
+            else:
+                changed.append((candidate, state))
+        # Only documents about to be rewritten have their stored vectors read, to reuse what is still valid.
+        stored_vectors = self._stored_vectors([c for c, _ in changed], [state for _, state in changed])
         to_write: list[_Candidate] = []
         to_embed: list[_Candidate] = []
-        skipped = 0
-        for candidate, state, stored in zip(candidates, states, stored_vectors):
+        for (candidate, state), stored in zip(changed, stored_vectors):
             old = state.fingerprint if state else {}
             for vector in self.source.vectors:  # reuse every stored vector still made from the same content
                 name = vector.name
@@ -379,9 +387,6 @@ class _Run:
                         candidate.fingerprint[name] = old[name]
             if _missing(candidate):
                 to_embed.append(candidate)
-            elif self.source is self.target and old == candidate.fingerprint:
-                skipped += 1
-                continue
             to_write.append(candidate)
         self._embed(to_embed)
         to_write = [c for c in to_write if not c.rejected]
