@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import json
-import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -27,8 +26,9 @@ from vsearch.config import Settings
 from vsearch.errors import EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, ModelError, StoreError, UsageError, VsearchError
 from vsearch.models import Encoder, encoder_for, known_dim, open_image
 from vsearch.records import Format, Record, detect_format, is_image_source, read_source
-from vsearch.schema import FieldType, IndexSpec, Storage, VectorField
+from vsearch.schema import IndexSpec, VectorField
 from vsearch import store
+from vsearch.fields import document_fields, document_id, given_vector, image_path, joined_text
 from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
 from vsearch.store.definitions import get_spec, index_stats
 from vsearch.store.documents import FIELDS_DIGEST, Document, StoredState, read_states, read_vectors, scan_ids
@@ -415,7 +415,7 @@ class _Run:
                 raise Rejected(record.error)
             doc_id = document_id(record, self.plan.id_field)
             self.batch_ids.append((doc_id, record))
-            fields = document_fields(self.target, record, self.plan)
+            fields = document_fields(self.target, record, {self.plan.vector_column} - {""})
             contents = self._contents(record)
             fingerprint = {name: self._fingerprint(name, content) for name, content in contents.items()}
         except (Rejected, InputError) as exc:
@@ -592,141 +592,3 @@ def _rebuild(client: redis.Redis, settings: Settings, live: IndexSpec, plan: Loa
         abandon(client, new)
         raise
     report.rebuilt = True
-
-
-# ---------------------------------------------------------------------------------------------------
-# Record fields: one rule each, shared with `encode`
-
-
-def document_id(record: Record, id_field: str) -> str:
-    """The id exactly as the input has it (no stripping: `--like` must find it as typed); never blank."""
-    value = record.value(id_field)
-    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-        raise InputError(f"{record.where()}: field '{id_field}' must be a string or a number to be an id, not {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InputError(f"{record.where()}: field '{id_field}' is {value!r}, not an id")
-    text = str(value)
-    if not text.strip():
-        raise InputError(f"{record.where()}: field '{id_field}' is empty")
-    return text
-
-
-def joined_text(record: Record, names: Iterable[str]) -> str:
-    """The text fields joined by spaces; one of several may be empty (a paper without a title), not all."""
-    names = tuple(names)
-    parts = [str(v).strip() for v in (record.value(n) for n in names) if v is not None and str(v).strip()]
-    if not parts:
-        raise InputError(f"{record.where()}: nothing to embed: {', '.join(repr(n) for n in names)} empty")
-    return " ".join(parts)
-
-
-def image_path(record: Record, name: str, base: Path, root: Path) -> Path:
-    """The record's image path (relative to `base`), resolved inside `root`: a path that leaves it (`..`, an
-    absolute path, a symlink out) is refused before the file is touched, so an input file cannot read, or
-    probe for, other files."""
-    value = record.value(name)
-    if value is None or not str(value).strip():
-        raise InputError(f"{record.where()}: field '{name}' is empty")
-    resolved = (base / str(value)).resolve()
-    if not resolved.is_relative_to(root):
-        raise InputError(f"{record.where()}: image path {str(value)!r} leaves the image root {root} "
-                         "(set --image-root to a folder that holds it)")
-    return resolved
-
-
-def given_vector(record: Record, column: str, vector: VectorField) -> np.ndarray:
-    value = record.value(column)
-    try:
-        values = json.loads(value) if isinstance(value, str) else value
-        array = np.asarray(values, dtype=np.float32)
-    except (ValueError, TypeError):
-        raise InputError(f"{record.where()}: field '{column}' is not a JSON array of numbers") from None
-    if array.ndim != 1 or array.size != vector.dim:
-        raise InputError(f"{record.where()}: field '{column}' has {array.size} numbers, but {vector.name} holds "
-                         f"{vector.dim}-d vectors")
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{record.where()}: field '{column}' holds a NaN or infinite number")
-    return array
-
-
-def document_fields(spec: IndexSpec, record: Record, plan: LoadPlan) -> dict[str, Any]:
-    """Every input column becomes a document field, in a form Redis will index.
-
-    Redis silently leaves out of the index a document whose indexed value it cannot parse (a NUMERIC `NaN`,
-    a JSON TAG holding a number), and `load` must never call such a document loaded: each indexed value is
-    checked or converted here, before anything is written.
-    """
-    types = spec.field_types()
-    skip = {v.name for v in spec.vectors} | {plan.vector_column} - {""}
-    out: dict[str, Any] = {}
-    for name, value in record.data.items():
-        if value is None or value == "" or name in skip or name.startswith("__vsearch"):
-            continue
-        kind = types.get(name)
-        if kind is FieldType.numeric:
-            out[name] = _number(record, name, value)
-        elif kind is FieldType.geo:
-            out[name] = _geo(record, name, value)
-        elif kind is FieldType.tag:
-            out[name] = _tag(record, name, value, spec.storage)
-        elif kind is FieldType.text and spec.storage is Storage.json:
-            # JSON TEXT indexes strings (or arrays of them) only: a number would fail the whole document.
-            is_texts = isinstance(value, list) and all(isinstance(v, str) for v in value)
-            out[name] = value if isinstance(value, str) or is_texts else str(_plain(_finite(record, name, value)))
-        elif spec.storage is Storage.json:
-            out[name] = _finite(record, name, value)
-        else:
-            out[name] = _plain(_finite(record, name, value))
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _finite(record: Record, name: str, value: Any) -> Any:
-    """JSON has no NaN or Infinity (Python's reader accepts them): refuse them anywhere in a value."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError:
-        raise InputError(f"{record.where()}: field '{name}' holds NaN or Infinity, which JSON cannot store") from None
-    return value
-
-
-def _number(record: Record, name: str, value: Any) -> int | float:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{record.where()}: field '{name}' is NUMERIC but holds {value!r}") from None
-    if not math.isfinite(number):
-        raise InputError(f"{record.where()}: field '{name}' is NUMERIC but holds {value!r}, which is not a finite "
-                         "number (Redis would not index the document)")
-    if isinstance(value, int) or (number.is_integer() and abs(number) < 2**53):
-        return int(number)
-    return number
-
-
-def _geo(record: Record, name: str, value: Any) -> str:
-    parts = value if isinstance(value, list) else str(value).split(",")
-    try:
-        lon, lat = (float(p) for p in parts)
-        if not (-180 <= lon <= 180 and -85.05112878 <= lat <= 85.05112878):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InputError(f"{record.where()}: field '{name}' is GEO and needs 'longitude,latitude', not {value!r}") from None
-    return f"{lon},{lat}"
-
-
-def _tag(record: Record, name: str, value: Any, storage: Storage) -> Any:
-    """Tags are strings: JSON storage indexes only strings (a number or a mixed array fails the document)."""
-    values = value if isinstance(value, list) else [value]
-    if any(isinstance(v, (list, dict)) or v is None for v in values):
-        raise InputError(f"{record.where()}: field '{name}' is TAG and needs a string or a list of strings, not {value!r}")
-    texts = [v if isinstance(v, str) else json.dumps(v) for v in values]
-    if storage is Storage.json:
-        return texts if isinstance(value, list) else texts[0]
-    return ",".join(texts)
