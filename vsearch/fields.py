@@ -110,6 +110,8 @@ def _plain(value: Any) -> Any:
 
 def _finite(record: Record, name: str, value: Any) -> Any:
     """JSON has no NaN or Infinity (Python's reader accepts them): refuse them anywhere in a value."""
+    if isinstance(value, (str, int)):  # the common case, and neither can hold one
+        return value
     try:
         json.dumps(value, allow_nan=False)
     except ValueError:

@@ -128,6 +128,7 @@ class _Candidate:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     embedded: bool = False  # a vector of it was computed in this run (not reused from Redis)
     claimed: bool = False  # its id is recorded as read by this run
+    new: bool = False  # no document has its id yet
     rejected: bool = False  # its image could not be read
 
 
@@ -378,6 +379,7 @@ class _Run:
         to_write: list[_Candidate] = []
         to_embed: list[_Candidate] = []
         for (candidate, state), stored in zip(changed, stored_vectors):
+            candidate.new = state is None or self.source is not self.target  # a rebuild writes to an empty generation
             old = state.fingerprint if state else {}
             for vector in self.source.vectors:  # reuse every stored vector still made from the same content
                 name = vector.name
@@ -392,7 +394,7 @@ class _Run:
         to_write = [c for c in to_write if not c.rejected]
         if to_write and not self.request.dry_run:
             store.write_documents(self.client, self.target, [
-                Document(c.id, c.fields, c.vectors, c.fingerprint, c.record.where()) for c in to_write])
+                Document(c.id, c.fields, c.vectors, c.fingerprint, c.record.where(), new=c.new) for c in to_write])
         # Counted only once the batch is stored, so a retried batch is not counted twice.
         self.report.skipped += skipped
         self.report.embedded += sum(1 for c in to_write if c.embedded)

@@ -32,6 +32,7 @@ class Document:
     vectors: dict[str, np.ndarray]
     fingerprint: dict[str, str] = field(default_factory=dict)
     where: str = ""  # the input record it came from, for messages
+    new: bool = False  # known not to exist yet: nothing older to delete first
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,26 @@ def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Do
             mapping.update({name: vector_bytes(vec, types[name]) for name, vec in doc.vectors.items()})
             if doc.fingerprint:
                 mapping[FINGERPRINT_FIELD] = json.dumps(doc.fingerprint, sort_keys=True)
-            pipe.delete(key)
+            if not doc.new:
+                pipe.delete(key)  # no field of an older version may survive
             pipe.hset(key, mapping=mapping)
     with translate_errors(f"cannot write to index '{spec.name}'"):
         replies = pipe.execute(raise_on_error=False)
+    owners = [doc for doc in documents for _ in range(1 if spec.storage is Storage.json or doc.new else 2)]
     failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
     if failed:
-        per_doc = 1 if spec.storage is Storage.json else 2
-        names = sorted({documents[i // per_doc].where or documents[i // per_doc].id for i in failed})
+        names = sorted({owners[i].where or owners[i].id for i in failed})
         written = len(documents) - len(names)
         raise StoreError(f"Redis refused {len(names)} document(s) of a batch ({'; '.join(names[:5])}): "
                          f"{replies[failed[0]]}; {written} other document(s) of that batch were written")
 
 
 def read_states(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> list[StoredState | None]:
-    """The stored fingerprint of each id, None where no document exists: one pipelined round trip."""
+    """The stored fingerprint of each id, None where no document exists.
+
+    One pipelined command a document; only those without a fingerprint get a second look (EXISTS), to tell a
+    new document from one written by something else.
+    """
     pipe = client.pipeline(transaction=False)
     for doc_id in ids:
         key = key_of(spec, doc_id)
@@ -97,16 +103,20 @@ def read_states(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> lis
             pipe.execute_command("JSON.GET", key, f"$.{FINGERPRINT_FIELD}")
         else:
             pipe.hget(key, FINGERPRINT_FIELD)
-        pipe.exists(key)
     with translate_errors(f"cannot read documents of index '{spec.name}'"):
         replies = pipe.execute(raise_on_error=False)
-    states: list[StoredState | None] = []
-    for raw, exists in zip(replies[::2], replies[1::2]):
-        if not exists or isinstance(exists, Exception):
-            states.append(None)
-            continue
-        states.append(StoredState(_parse_fingerprint(spec, raw)))
-    return states
+        unknown = [i for i, raw in enumerate(replies) if not _has_fingerprint(spec, raw)]
+        exists = client.pipeline(transaction=False)
+        for i in unknown:
+            exists.exists(key_of(spec, ids[i]))
+        found = dict(zip(unknown, exists.execute() if unknown else []))
+    return [None if found.get(i, 1) == 0 else StoredState(_parse_fingerprint(spec, raw)) for i, raw in enumerate(replies)]
+
+
+def _has_fingerprint(spec: IndexSpec, raw: Any) -> bool:
+    if raw is None or isinstance(raw, Exception):
+        return False
+    return spec.storage is not Storage.json or raw not in (b"[]", "[]")
 
 
 def _parse_fingerprint(spec: IndexSpec, raw: Any) -> dict[str, str]:
