@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vsearch's main job on sample_data/: index 300 products (text and images) in the embedded Redis Stack,
-# then a text query, an image query and a filtered query.
+# then a text query, an image query and a filtered query; a second load shows an unchanged reload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,4 +17,5 @@ run vsearch create-index "$INDEX" --algorithm hnsw --metric cosine \
 run vsearch load "$INDEX" sample_data/products.csv --id-field id --text-field productDisplayName --image-field image
 run vsearch query "$INDEX" "black leather watch for men" -k 5 --return "$FIELDS" --format table
 run vsearch query "$INDEX" --image sample_data/images/1653.jpg -k 5 --return "$FIELDS" --format table
-run vsearch query "$INDEX" "shoes for running" -k 5 --filter "@gender:{Women}" --return "$FIELDS" --format table
+run vsearch query "$INDEX" "shoes for running" -k 5 --where gender=Women --where "year>=2012" --return "$FIELDS" --format table
+run vsearch load "$INDEX" sample_data/products.csv --id-field id --text-field productDisplayName --image-field image
