@@ -227,3 +227,14 @@ def test_abandoned_scratch_is_cleaned_and_concurrent_exports_agree(tmp_path: Pat
     assert [run.wait() for run in runs] == [0, 0], [run.stderr.read() for run in runs if run.stderr]
     assert leftovers(home) == [dest.name]
     assert sorted(p.name for p in dest.iterdir()) == ["model.onnx", "tokenizer.json", "vsearch-onnx.json"]
+
+
+def test_unwritable_home_falls_back(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.write_text("a file where vsearch's data directory should be")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert text_encoder(MODEL, home) is None
+    warning = stderr.getvalue().splitlines()[-1]
+    assert warning.startswith(f"vsearch: warning: cannot write the ONNX export of '{MODEL}'")
+    assert warning.endswith("using sentence-transformers")

@@ -156,18 +156,20 @@ def export(model_name_or_path: str, dest: Path) -> Path:
         raise NotExportable(f"model '{model_name_or_path}' cannot be exported to ONNX: {reason}")
     if (dest / META_FILE).is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(dest)
     # The pid lets a later export tell an abandoned scratch folder from one still being written.
     scratch = dest.parent / f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
-    scratch.mkdir()
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(dest)
+        scratch.mkdir()
         _write_export(model_name_or_path, directory, scratch)
         try:
             scratch.rename(dest)
         except OSError:
             if not (dest / META_FILE).is_file():  # not a concurrent export that finished first
                 raise
+    except OSError as exc:
+        raise ModelError(f"cannot write the ONNX export of '{model_name_or_path}' in {dest.parent}: {exc}") from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return dest
