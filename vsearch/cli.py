@@ -48,6 +48,8 @@ app = typer.Typer(
 )
 server_app = typer.Typer(cls=VsearchGroup, help="Manage the embedded Redis Stack server.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
+models_app = typer.Typer(cls=VsearchGroup, help="Prepare the models vsearch runs.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 RedisUrl = Annotated[Optional[str], typer.Option(
     "--redis-url", metavar="URL",
@@ -449,6 +451,18 @@ def server_setup() -> None:
     """
     installed = server.setup(_settings().home)
     _note(f"installed OpenSSL 1.1 into {installed}" if installed else "the embedded server has everything it needs")
+
+
+@models_app.command("prepare")
+def models_prepare(model: Model = None) -> None:
+    """Export a text model to ONNX once (offline), so text queries start fast and never load torch; safe to rerun.
+
+    Example: vsearch models prepare --model all-MiniLM-L6-v2
+    """
+    from vsearch.models import prepare_query_encoder
+
+    settings = _settings(model=model)
+    _note(f"fast query model for '{settings.model}' ready in {prepare_query_encoder(settings.model, settings.home)}")
 
 
 def main() -> None:

@@ -287,6 +287,16 @@ def encoder_for(vector: VectorField, override: str | None, settings: Settings, *
     return load_text_encoder(name, settings.device)
 
 
+def prepare_query_encoder(name: str, home: Path) -> Path:
+    """Export a text model for queries (see `encoder_for(query=True)`) into `home`, if not done yet; its folder.
+
+    Raises ModelError (NotExportable) for a model whose pipeline the export does not reproduce.
+    """
+    from vsearch.onnx_text import export, export_path
+
+    return export(name, export_path(home, name))
+
+
 def known_dim(name: str) -> int | None:
     """The dimension of a model vsearch knows without loading it (None: load it to find out)."""
     if name in BUNDLED_TEXT_MODELS:

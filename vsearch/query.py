@@ -77,9 +77,12 @@ def vector_search(spec: IndexSpec, request: QueryRequest, field: VectorField | N
     if request.offset < 0:
         raise UsageError(f"--offset must be 0 or more, not {request.offset}")
     k = request.k if request.k is not None else (MAX_K - request.offset if ranged else DEFAULT_K)
-    if k < 1 or request.offset + k > MAX_K:
-        raise UsageError(f"-k plus --offset must be between 1 and {MAX_K:,}, not {request.offset + k:,} "
-                         f"(RediSearch returns at most {MAX_K:,} results)")
+    if k < 1 or k > MAX_K:
+        raise UsageError(f"-k must be between 1 and {MAX_K:,}, not {k:,} (RediSearch returns at most {MAX_K:,} "
+                         "results)")
+    if request.offset + k > MAX_K:
+        raise UsageError(f"-k plus --offset must be at most {MAX_K:,}, not {request.offset + k:,} (RediSearch "
+                         f"returns at most {MAX_K:,} results)")
     fields = tuple(request.return_fields) if request.return_fields is not None else None
     return VectorSearch(field, k, request.offset, combined_filter(spec, request), request.ef_runtime, radius,
                         request.like, fields)
