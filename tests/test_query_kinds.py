@@ -196,3 +196,25 @@ def test_text_queries_are_cached_in_redis_with_a_ttl(cli, products, redis_client
     redis_client.set(key, np.asarray(reference * -1, dtype="<f4").tobytes())
     assert cli.jsonl("query", products, text, "-k", "1")[0]["id"] != first[0]["id"]
     redis_client.delete(key)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(queries=st.lists(st.tuples(st.one_of(st.none(), st.integers(), st.text(max_size=8)),
+                                  st.text(min_size=1, max_size=40).filter(lambda t: t.strip())), min_size=1, max_size=5))
+def test_batch_rows_carry_each_query_and_its_id_whatever_they_hold(cli, products, queries) -> None:
+    lines = "".join(json.dumps({"text": t} if i is None else {"id": i, "text": t}) + "\n" for i, t in queries)
+    rows = cli.jsonl("query", products, "--batch", "-", "-k", "1", input=lines)
+    assert [r["query"] for r in rows] == [t for _, t in queries]
+    assert [r.get("query_id") for r in rows] == [None if i is None else str(i) for i, _ in queries]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(vector=st.lists(st.floats(-1e6, 1e6).filter(lambda x: abs(x) > 1e-3), min_size=2, max_size=2),
+       form=st.sampled_from(["line", "indented", "encode"]))
+def test_vector_from_stdin_is_the_vector_given_inline(cli, tmp_path, vector, form) -> None:
+    if cli("info", "stdin-vectors", ok=False).exit_code != 0:
+        vector_index(cli, "stdin-vectors", tmp_path, "cosine")
+    text = {"line": json.dumps(vector), "indented": json.dumps(vector, indent=3),
+            "encode": json.dumps({"id": "1", "vector": vector}) + "\n" + json.dumps({"id": "2", "vector": [0]})}[form]
+    inline = cli.jsonl("query", "stdin-vectors", "--vector", json.dumps(vector), "-k", "7")
+    assert cli.jsonl("query", "stdin-vectors", "--vector", "-", "-k", "7", input=text) == inline
