@@ -38,3 +38,5 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
 fi
 
 "$VENV/bin/vsearch" server setup
+# Export the default text model to ONNX once, so the first text query starts fast (offline, ~30 s once).
+"$VENV/bin/vsearch" models prepare

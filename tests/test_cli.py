@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 from vsearch.cli import app
 
 COMMANDS = ["similarity", "encode", "create-index", "drop-index", "info", "load", "query",
-            "server start", "server stop", "server status", "server setup"]
+            "server start", "server stop", "server status", "server setup", "models prepare"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -48,6 +48,8 @@ app = typer.Typer(
 )
 server_app = typer.Typer(cls=VsearchGroup, help="Manage the embedded Redis Stack server.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
+models_app = typer.Typer(cls=VsearchGroup, help="Prepare the models vsearch runs.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 RedisUrl = Annotated[Optional[str], typer.Option(
     "--redis-url", metavar="URL",
@@ -328,9 +330,20 @@ def query(
     name: Annotated[str, typer.Argument(help="Index name.")],
     text: Annotated[Optional[str], typer.Argument(help="Query text, embedded with the index's text model.")] = None,
     image: Annotated[Optional[Path], typer.Option("--image", help="Query image: search the image vectors.")] = None,
-    vector: Annotated[Optional[str], typer.Option("--vector", metavar="JSON", help="Query vector as a JSON array.")] = None,
+    vector: Annotated[Optional[str], typer.Option(
+        "--vector", metavar="JSON", help="Query vector as a JSON array; - reads it from stdin (a JSON array, or "
+        "the first line of `vsearch encode`).")] = None,
     like: Annotated[Optional[str], typer.Option("--like", metavar="ID", help="Find documents like the stored document ID.")] = None,
-    k: Annotated[int, typer.Option("-k", "--top", min=1, help="Number of results.")] = 10,
+    batch: Annotated[Optional[str], typer.Option(
+        "--batch", metavar="FILE", help="Many text queries: one a line, or JSONL with \"text\" and \"id\"; - for stdin. "
+        "Each row is tagged with its query (and query_id).")] = None,
+    k: Annotated[Optional[int], typer.Option(
+        "-k", "--top", min=1, help="Number of results (default 10; a range query: every match, up to 10,000).")] = None,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip the N best results (paging, with -k).")] = 0,
+    min_score: Annotated[Optional[float], typer.Option(
+        "--min-score", metavar="S", help="Range query (COSINE/IP): every result scoring at least S.")] = None,
+    max_distance: Annotated[Optional[float], typer.Option(
+        "--max-distance", metavar="D", help="Range query (L2): every result at most D away.")] = None,
     filter_expression: Annotated[Optional[str], typer.Option(
         "--filter", metavar="EXPR", help="RediSearch pre-filter, e.g. '@gender:{Men} @year:[2011 2012]'.")] = None,
     where: Annotated[Optional[list[str]], typer.Option(
@@ -342,35 +355,49 @@ def query(
     fields: Annotated[Optional[str], typer.Option("--return", metavar="F1,F2", help="Document fields to show. Default: all (a table shows the indexed ones).")] = None,
     ef_runtime: Annotated[Optional[int], typer.Option(help="HNSW EF_RUNTIME for this query (recall vs speed).", min=1)] = None,
     model: Annotated[Optional[str], typer.Option("--model", metavar="NAME_OR_PATH", help="Override the model the index recorded for that field.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Embed the text even if the query cache holds it; cache nothing.")] = False,
+    cache_ttl: Annotated[int, typer.Option(
+        "--cache-ttl", metavar="SECONDS", min=1, envvar="VSEARCH_QUERY_CACHE_TTL",
+        help="How long the query cache keeps a text's embedding (default 7 days).")] = 7 * 24 * 3600,
     device: Device = None,
     fmt: OutputFmt = None,
     redis_url: RedisUrl = None,
 ) -> None:
-    """KNN search by text, image, vector or stored document, with an optional pre-filter.
+    """KNN or range search by text, image, vector or stored document, with optional filters; one query or a batch.
 
     Scores: COSINE indexes give cosine similarity (1 = identical), IP the inner product (higher is closer),
     L2 the Euclidean distance (lower is closer).
 
-    Example: vsearch query products "black leather watch for men" -k 5 --filter "@gender:{Men}"
+    Example: vsearch query products "black leather watch for men" -k 5 --where gender=Men
     """
+    from vsearch import query as use_case
     from vsearch import store
-    from vsearch.query import QueryRequest, explain, result_rows, run_query
 
+    if vector == STDIN:
+        _check_stdin(vector)
+        vector = use_case.read_vector(sys.stdin)
     settings = _settings(redis_url=redis_url, device=device)
     client = store.connect(settings)
     spec = store.get_spec(client, name)
     keep = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-    request = QueryRequest(text=text, image=image, vector=vector, like=like, field=field, k=k, filter=filter_expression,
-                           ef_runtime=ef_runtime, model=model, return_fields=tuple(keep) if keep else None,
-                           where=tuple(where or ()))
+    request = use_case.QueryRequest(
+        text=text, image=image, vector=vector, like=like, field=field, k=k, offset=offset, filter=filter_expression,
+        ef_runtime=ef_runtime, model=model, return_fields=tuple(keep) if keep else None, where=tuple(where or ()),
+        min_score=min_score, max_distance=max_distance, cache=not no_cache, cache_ttl=cache_ttl)
     if explain_only:
-        typer.echo(explain(spec, request))
+        typer.echo(use_case.explain(spec, request))
         return
-    hits = run_query(client, spec, settings, request)
     out_format = _out_format(fmt)
     if keep is None and out_format is OutputFormat.table and spec.fields:
         keep = [f.name for f in spec.fields]  # a table for people: the indexed fields, not every column
-    render(result_rows(hits, keep), out_format, title=f"{name}: {text or image or like or 'vector'}")
+    if batch is None:
+        hits = use_case.run_query(client, spec, settings, request)
+        render(use_case.result_rows(hits, keep), out_format, title=f"{name}: {text or image or like or 'vector'}")
+        return
+    _check_stdin(batch)
+    results = use_case.run_batch(client, spec, settings, request, use_case.open_batch(batch))
+    for rows in use_case.batch_rows(results, keep, streaming=out_format is OutputFormat.jsonl):
+        render(rows, out_format, title=f"{name}: --batch {batch}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -424,6 +451,18 @@ def server_setup() -> None:
     """
     installed = server.setup(_settings().home)
     _note(f"installed OpenSSL 1.1 into {installed}" if installed else "the embedded server has everything it needs")
+
+
+@models_app.command("prepare")
+def models_prepare(model: Model = None) -> None:
+    """Export a text model to ONNX once (offline), so text queries start fast and never load torch; safe to rerun.
+
+    Example: vsearch models prepare --model all-MiniLM-L6-v2
+    """
+    from vsearch.models import prepare_query_encoder
+
+    settings = _settings(model=model)
+    _note(f"fast query model for '{settings.model}' ready in {prepare_query_encoder(settings.model, settings.home)}")
 
 
 def main() -> None:

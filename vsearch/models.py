@@ -260,12 +260,41 @@ def load_image_encoder(name: str = DEFAULT_IMAGE_MODEL, device: str | None = Non
     return encoder
 
 
-def encoder_for(vector: VectorField, override: str | None, settings: Settings) -> Encoder:
+def model_name_for(vector: VectorField, override: str | None, settings: Settings) -> str:
     """The model behind a vector field: the one asked for, else the one the index recorded, else the
     configured default for that kind of input."""
     if vector.embeds == "image":
-        return load_image_encoder(override or vector.model or settings.image_model, settings.device)
-    return load_text_encoder(override or vector.model or settings.model, settings.device)
+        return override or vector.model or settings.image_model
+    return override or vector.model or settings.model
+
+
+def encoder_for(vector: VectorField, override: str | None, settings: Settings, *, query: bool = False) -> Encoder:
+    """The encoder for a vector field's model (see `model_name_for`).
+
+    `query=True` picks what is fastest for a few query texts from a cold start: a text model that can be
+    exported runs from its ONNX export (onnxruntime, no torch: ~0.1 s to load against ~5 s), unless a GPU
+    device was asked for. Bulk encoding keeps sentence-transformers, measured faster here for big batches.
+    """
+    name = model_name_for(vector, override, settings)
+    if vector.embeds == "image":
+        return load_image_encoder(name, settings.device)
+    if query and settings.device in (None, "cpu"):
+        from vsearch.onnx_text import text_encoder
+
+        fast = text_encoder(name, settings.home)
+        if fast is not None:
+            return fast
+    return load_text_encoder(name, settings.device)
+
+
+def prepare_query_encoder(name: str, home: Path) -> Path:
+    """Export a text model for queries (see `encoder_for(query=True)`) into `home`, if not done yet; its folder.
+
+    Raises ModelError (NotExportable) for a model whose pipeline the export does not reproduce.
+    """
+    from vsearch.onnx_text import export, export_path
+
+    return export(name, export_path(home, name))
 
 
 def known_dim(name: str) -> int | None:

@@ -1,24 +1,34 @@
-"""`query`: turn a text, an image, a vector or a stored document into a query vector, then search."""
+"""`query`: turn texts, an image, a vector or a stored document into query vectors, then search.
+
+Text queries go through the query-embedding cache (`query_cache`) before any model is loaded, and load the
+fastest query encoder (an ONNX export, without torch) only for texts the cache does not hold.
+"""
 
 from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import redis
 
+from vsearch import query_cache
 from vsearch.config import Settings
-from vsearch.errors import InputError, UsageError
-from vsearch.models import encoder_for, open_image
-from vsearch.schema import IndexSpec, VectorField
+from vsearch.errors import InputError, ModelError, UsageError
 from vsearch.filters import compile_where
-from vsearch.store import Hit, document_vector, search
-from vsearch.store.search import knn_query
+from vsearch.models import encoder_for, model_name_for, open_image
+from vsearch.schema import IndexSpec, VectorField
+from vsearch.store import Hit, document_vector
+from vsearch.store.search import VectorSearch, range_radius, search_command, search_many
 
-MAX_K = 10_000  # RediSearch answers at most this many KNN results (its default MAXSEARCHRESULTS caps LIMIT)
+MAX_K = 10_000  # RediSearch answers at most this many results (its default MAXSEARCHRESULTS caps LIMIT)
+DEFAULT_K = 10
+BATCH = 64  # batch queries embedded, and searched in one pipeline, this many at a time
 
 
 @dataclass(frozen=True)
@@ -28,12 +38,23 @@ class QueryRequest:
     vector: str | None = None  # a JSON array
     like: str | None = None  # the id of a stored document
     field: str | None = None  # which vector field to search; by default the one that fits the input
-    k: int = 10
+    k: int | None = None  # None: 10 for KNN, every match (up to MAX_K) for a range query
+    offset: int = 0  # paging: skip this many of the best hits
     filter: str | None = None
     ef_runtime: int | None = None
     model: str | None = None  # overrides the model the index recorded
     return_fields: tuple[str, ...] | None = None  # document fields to fetch; None: all of them
     where: tuple[str, ...] = ()  # typed conditions (`year>=2012`), compiled with the escaping each field needs
+    min_score: float | None = None  # a range query on a COSINE or IP index: every hit scoring at least this
+    max_distance: float | None = None  # a range query on an L2 index: every hit at most this far
+    cache: bool = True  # look text queries up in, and add them to, the query-embedding cache
+    cache_ttl: int = query_cache.DEFAULT_TTL
+
+
+@dataclass(frozen=True)
+class BatchQuery:
+    text: str
+    id: str | None = None  # the input's own id for the query, when it gives one
 
 
 def combined_filter(spec: IndexSpec, request: QueryRequest) -> str | None:
@@ -46,36 +67,87 @@ def combined_filter(spec: IndexSpec, request: QueryRequest) -> str | None:
     return " ".join(parts) or None
 
 
+def vector_search(spec: IndexSpec, request: QueryRequest, field: VectorField | None = None) -> VectorSearch:
+    """What to send for each query vector; checks -k, --offset and the range options against the index."""
+    field = field or _target_field(spec, request)
+    ranged = request.min_score is not None or request.max_distance is not None
+    radius = range_radius(field.metric, request.min_score, request.max_distance) if ranged else None
+    if ranged and request.ef_runtime:
+        raise UsageError("--ef-runtime tunes KNN queries; a range query (--min-score/--max-distance) takes none")
+    if request.offset < 0:
+        raise UsageError(f"--offset must be 0 or more, not {request.offset}")
+    k = request.k if request.k is not None else (MAX_K - request.offset if ranged else DEFAULT_K)
+    if k < 1 or k > MAX_K:
+        raise UsageError(f"-k must be between 1 and {MAX_K:,}, not {k:,} (RediSearch returns at most {MAX_K:,} "
+                         "results)")
+    if request.offset + k > MAX_K:
+        raise UsageError(f"-k plus --offset must be at most {MAX_K:,}, not {request.offset + k:,} (RediSearch "
+                         f"returns at most {MAX_K:,} results)")
+    fields = tuple(request.return_fields) if request.return_fields is not None else None
+    return VectorSearch(field, k, request.offset, combined_filter(spec, request), request.ef_runtime, radius,
+                        request.like, fields)
+
+
 def explain(spec: IndexSpec, request: QueryRequest) -> str:
-    """The FT.SEARCH command `run_query` would send, with the vector left out; nothing is sent."""
-    field = _target_field(spec, request)
-    query = knn_query(field, combined_filter(spec, request), request.ef_runtime)
-    wanted = request.k + (1 if request.like is not None else 0)
-    ef = f" EF {request.ef_runtime}" if request.ef_runtime else ""
-    return (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(query)} PARAMS "
-            f"{6 if ef else 4} K {wanted} BLOB <{field.dim} x {field.datatype.value}>{ef} "
-            f"SORTBY __vsearch_distance ASC LIMIT 0 {wanted} DIALECT 2")
+    """The FT.SEARCH command `run_query` would send, with the vector shown as a placeholder; nothing is sent."""
+    plan = vector_search(spec, request)
+    command = search_command(spec, plan, np.zeros(plan.field.dim, dtype=np.float32))
+    blob = f"<{plan.field.dim} x {plan.field.datatype.value}>"
+    return " ".join(blob if isinstance(part, bytes) else shlex.quote(str(part)) for part in command)
 
 
 def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest) -> list[Hit]:
     given = [x for x in (request.text, request.image, request.vector, request.like) if x is not None]
     if len(given) != 1:
-        raise UsageError("give exactly one of: TEXT, --image, --vector, --like")
-    if request.k < 1 or request.k > MAX_K:
-        raise UsageError(f"-k must be between 1 and {MAX_K:,}, not {request.k:,} (RediSearch returns at most "
-                         f"{MAX_K:,} results)")
+        raise UsageError("give exactly one of: TEXT, --image, --vector, --like, --batch")
     if request.text is not None and not request.text.strip():
         raise UsageError("the query text is empty: give words to search for, or --like ID / --vector / --image")
     if request.like is not None and not request.like:
         raise UsageError("--like needs a document id")
-    field = _target_field(spec, request)
-    vector = _query_vector(client, spec, settings, request, field)
-    fields = list(request.return_fields) if request.return_fields is not None else None
-    hits = search(client, spec, field, vector, request.k, combined_filter(spec, request), request.ef_runtime, exclude_id=request.like,
-                  return_fields=fields)
-    if fields:
-        _check_returned(spec, hits, fields)
+    plan = vector_search(spec, request)
+    vector = _query_vector(client, spec, settings, request, plan.field)
+    hits = search_many(client, spec, plan, [vector])[0]
+    if plan.return_fields:
+        _check_returned(spec, hits, list(plan.return_fields))
     return hits
+
+
+def run_batch(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest,
+              queries: Iterable[BatchQuery]) -> Iterator[tuple[BatchQuery, list[Hit]]]:
+    """Each query's hits, in input order: texts embedded BATCH at a time, their searches sent in one pipeline."""
+    if any(x is not None for x in (request.text, request.image, request.vector, request.like)):
+        raise UsageError("--batch reads the query texts from its file: give no TEXT, --image, --vector or --like")
+    plan = vector_search(spec, request)
+    items = iter(queries)
+    while chunk := list(islice(items, BATCH)):
+        vectors = embed_texts(client, plan.field, settings, request, [q.text for q in chunk])
+        yield from zip(chunk, search_many(client, spec, plan, vectors))
+
+
+def embed_texts(client: redis.Redis, field: VectorField, settings: Settings, request: QueryRequest,
+                texts: Sequence[str]) -> list[np.ndarray]:
+    """Query vectors for texts: from the cache where it has them; the model (loaded only then) for the rest."""
+    fingerprint = _fingerprint(model_name_for(field, request.model, settings)) if request.cache else None
+    found = query_cache.get_many(client, fingerprint, texts, field.dim) if fingerprint else [None] * len(texts)
+    missing = [i for i, vector in enumerate(found) if vector is None]
+    if missing:
+        encoder = encoder_for(field, request.model, settings, query=True)
+        made = encoder.encode_texts([texts[i] for i in missing])
+        for i, vector in zip(missing, made):
+            found[i] = vector
+        if fingerprint:
+            query_cache.put_many(client, fingerprint, [texts[i] for i in missing], list(made), request.cache_ttl)
+    return [v for v in found if v is not None]
+
+
+def _fingerprint(model: str) -> str | None:
+    """The model's fingerprint for cache keys; None (no caching) for a model that is not a local directory."""
+    from vsearch.onnx_text import model_fingerprint
+
+    try:
+        return model_fingerprint(model)
+    except (ModelError, OSError):
+        return None
 
 
 def _check_returned(spec: IndexSpec, hits: list[Hit], fields: list[str]) -> None:
@@ -107,21 +179,84 @@ def _query_vector(client: redis.Redis, spec: IndexSpec, settings: Settings, requ
         return document_vector(client, spec, request.like, field)
     if request.vector is not None:
         return parse_vector(request.vector)
-    encoder = encoder_for(field, request.model, settings)
     if request.image is not None:
-        return encoder.encode_images([open_image(request.image)])[0]
-    return encoder.encode_texts([request.text or ""])[0]
+        return encoder_for(field, request.model, settings).encode_images([open_image(request.image)])[0]
+    return embed_texts(client, field, settings, request, [request.text or ""])[0]
 
 
 def parse_vector(text: str) -> np.ndarray:
+    """A JSON array of numbers, or a JSON object with one under "vector" (a line of `vsearch encode`)."""
     try:
         values = json.loads(text)
+        if isinstance(values, dict) and "vector" in values:
+            values = values["vector"]
         vector = np.asarray(values, dtype=np.float32)
     except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise InputError(f"--vector must be a JSON array of numbers ({exc})") from exc
+        raise InputError(f"--vector must be a JSON array of numbers ({' '.join(str(exc).split())[:200]})") from exc
     if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
         raise InputError("--vector must be a flat JSON array of finite numbers")
     return vector
+
+
+def read_vector(stream: IO[str]) -> str:
+    """The query vector's JSON from stdin: a JSON array (over any number of lines), or the first line of
+    `vsearch encode`'s JSONL output. Only that first line is read from a JSONL stream."""
+    first = stream.readline()
+    try:
+        json.loads(first)
+        return first
+    except ValueError:
+        return first + stream.read()  # an array spread over several lines; parse_vector reports anything else
+
+
+def open_batch(path: str) -> Iterator[BatchQuery]:
+    """The queries of a batch file (`-`: stdin), read lazily; an unreadable file is one InputError."""
+    import sys
+
+    try:
+        stream = sys.stdin if path == "-" else open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"--batch: cannot read {path}: {exc.strerror or exc}") from exc
+    number = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal number
+        try:
+            for number, line in enumerate(stream, 1):
+                yield line
+        except UnicodeDecodeError as exc:
+            raise InputError(f"--batch: {path} line {number + 1} is not UTF-8 text") from exc
+        finally:
+            if stream is not sys.stdin:
+                stream.close()
+
+    return read_batch(lines())
+
+
+def read_batch(lines: Iterable[str]) -> Iterator[BatchQuery]:
+    """Queries from a batch file: one text a line, or JSONL objects with "text" and an optional "id".
+
+    The first non-blank line decides: a JSON object makes the whole file JSONL. Blank lines are skipped.
+    """
+    jsonl: bool | None = None
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if jsonl is None:
+            jsonl = line.lstrip().startswith("{")
+        if not jsonl:
+            yield BatchQuery(line)
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"--batch line {number}: not a JSON object ({exc})") from exc
+        text = item.get("text") if isinstance(item, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"--batch line {number}: needs a non-empty string \"text\"")
+        query_id = item.get("id")
+        yield BatchQuery(text, None if query_id is None else str(query_id))
 
 
 RESULT_KEYS = ("rank", "id", "score", "query", "query_id")  # what vsearch adds to each row
@@ -150,3 +285,18 @@ def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str,
 
 def field_column(name: str) -> str:
     return f"{FIELD_PREFIX}{name}" if name in RESULT_KEYS or name.startswith(FIELD_PREFIX) else name
+
+
+def batch_rows(results: Iterable[tuple[BatchQuery, list[Hit]]], keep: list[str] | None,
+               streaming: bool) -> Iterator[list[dict[str, object]]]:
+    """Result rows tagged with their query (and query_id): one list per query when streaming (JSONL), else all
+    of them in one list (a table, JSON or CSV is written whole)."""
+    rows: list[dict[str, object]] = []
+    for query, hits in results:
+        tag: dict[str, object] = {"query": query.text, **({"query_id": query.id} if query.id is not None else {})}
+        rows += result_rows(hits, keep, tag)
+        if streaming:
+            yield rows
+            rows = []
+    if not streaming:
+        yield rows

@@ -1,9 +1,11 @@
-"""KNN search: one query, best hit first, as `Hit` dataclasses with the user's ids and comparable scores."""
+"""Vector search: KNN (top k) and range (every match within a distance) queries, best hit first, as `Hit`
+dataclasses with the user's ids and comparable scores; one query, or many sent in one pipeline."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +23,32 @@ from vsearch.store.vectors import vector_bytes
 DISTANCE = "__vsearch_distance"
 HIDDEN = {DISTANCE, FINGERPRINT_FIELD}
 
+
 @dataclass(frozen=True)
 class Hit:
     rank: int
     id: str
     score: float
     fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VectorSearch:
+    """Everything about a search but its vector: what `search` and `search_many` send for each vector."""
+
+    field: VectorField
+    k: int
+    offset: int = 0  # skip this many of the best hits (paging)
+    filter: str | None = None  # RediSearch pre-filter
+    ef_runtime: int | None = None  # HNSW EF_RUNTIME (KNN only)
+    radius: float | None = None  # a range query: every match within this RediSearch distance, at most k of them
+    exclude_id: str | None = None  # a document left out of the hits (the one a --like query starts from)
+    return_fields: tuple[str, ...] | None = None  # None: every field
+
+    @property
+    def fetched(self) -> int:
+        """How many hits to ask for: the page, everything before it, and the excluded document if it shows up."""
+        return self.offset + self.k + (1 if self.exclude_id is not None else 0)
 
 
 def search(
@@ -39,46 +61,110 @@ def search(
     ef_runtime: int | None = None,
     exclude_id: str | None = None,
     return_fields: list[str] | None = None,
+    *,
+    offset: int = 0,
+    radius: float | None = None,
 ) -> list[Hit]:
-    """KNN top-k over one vector field, after an optional RediSearch pre-filter; best hit first.
+    """KNN top-k (or, with `radius`, a range query) over one vector field, after an optional pre-filter.
 
     The query goes to the alias NAME, so a rebuild that swaps generations mid-query is invisible.
     """
-    if vector.shape != (vector_field.dim,):
-        raise UsageError(f"the query vector has {vector.size} dimensions, but {vector_field.name} in index "
-                         f"'{spec.name}' has {vector_field.dim}")
-    wanted = k + (1 if exclude_id is not None else 0)
-    query = knn_query(vector_field, filter_expression, ef_runtime)
-    params: list[Any] = ["K", wanted, "BLOB", vector_bytes(vector, vector_field.datatype)]
-    if ef_runtime:
-        params += ["EF", ef_runtime]
-    returns: list[Any] = []
-    if return_fields is not None:
-        paths = [(f"$.{f}", "AS", f) if spec.storage is Storage.json else (f,) for f in [*return_fields, DISTANCE]]
-        returns = ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
+    request = VectorSearch(vector_field, k, offset, filter_expression, ef_runtime, radius, exclude_id,
+                           tuple(return_fields) if return_fields is not None else None)
+    return search_many(client, spec, request, [vector])[0]
+
+
+def search_many(client: redis.Redis, spec: IndexSpec, request: VectorSearch,
+                vectors: Sequence[np.ndarray]) -> list[list[Hit]]:
+    """One search per vector, sent in one pipeline (one round trip); the hits of each, in order."""
+    commands = [search_command(spec, request, vector) for vector in vectors]
     with translate_errors(f"query on index '{spec.name}' failed"):
-        reply = client.execute_command(
-            "FT.SEARCH", spec.name, query, "PARAMS", len(params), *params, *returns,
-            "SORTBY", DISTANCE, "ASC", "LIMIT", 0, wanted, "DIALECT", 2,
-        )
-    prefix = _current_prefix(client, spec, reply[1::2])
-    hits: list[Hit] = []
-    vector_names = {v.name for v in spec.vectors}
-    for key, raw in zip(reply[1::2], reply[2::2]):
-        doc_id = key.decode("utf-8", errors="replace")[len(prefix):]
-        if doc_id == exclude_id:
-            continue
-        fields = _document_fields(spec, raw, vector_names)
-        distance = float(fields.pop(DISTANCE))
-        hits.append(Hit(len(hits) + 1, doc_id, round(_score(vector_field.metric, distance), 6), fields))
-    return hits[:k]
+        if len(commands) == 1:
+            replies = [client.execute_command(*commands[0])]
+        else:
+            pipe = client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            replies = pipe.execute()
+    return [_hits(client, spec, request, reply) for reply in replies]
+
+
+def search_command(spec: IndexSpec, request: VectorSearch, vector: np.ndarray) -> list[Any]:
+    """The FT.SEARCH command for one vector."""
+    field = request.field
+    if vector.shape != (field.dim,):
+        raise UsageError(f"the query vector has {vector.size} dimensions, but {field.name} in index "
+                         f"'{spec.name}' has {field.dim}")
+    params: list[Any] = ["BLOB", vector_bytes(vector, field.datatype)]
+    if request.radius is not None:
+        params += ["RADIUS", request.radius]
+    else:
+        params += ["K", request.fetched]
+        if request.ef_runtime:
+            params += ["EF", request.ef_runtime]
+    returns: list[Any] = []
+    if request.return_fields is not None:
+        names = [*request.return_fields, DISTANCE]
+        paths = [(f"$.{f}", "AS", f) if spec.storage is Storage.json else (f,) for f in names]
+        returns = ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
+    # From the first hit even when paging: the excluded document may sit anywhere before the page.
+    return ["FT.SEARCH", spec.name, query_string(request), "PARAMS", len(params), *params, *returns,
+            "SORTBY", DISTANCE, "ASC", "LIMIT", 0, request.fetched, "DIALECT", 2]
+
+
+def query_string(request: VectorSearch) -> str:
+    """The FT.SEARCH query: the pre-filter (guarded against the server's stopword crash), then KNN or a range."""
+    expression = request.filter
+    prefilter = f"({guard_filter(expression)})" if expression and expression.strip() else None
+    name = request.field.name
+    if request.radius is not None:
+        vector_range = f"@{name}:[VECTOR_RANGE $RADIUS $BLOB]=>{{$YIELD_DISTANCE_AS: {DISTANCE}}}"
+        return f"{prefilter} {vector_range}" if prefilter else vector_range
+    ef = " EF_RUNTIME $EF" if request.ef_runtime else ""
+    return f"{prefilter or '*'}=>[KNN $K @{name} $BLOB{ef} AS {DISTANCE}]"
 
 
 def knn_query(vector_field: VectorField, filter_expression: str | None, ef_runtime: int | None) -> str:
-    """The FT.SEARCH query string: the pre-filter (guarded against the server's stopword crash), then KNN."""
-    prefilter = f"({guard_filter(filter_expression)})" if filter_expression and filter_expression.strip() else "*"
-    ef = " EF_RUNTIME $EF" if ef_runtime else ""
-    return f"{prefilter}=>[KNN $K @{vector_field.name} $BLOB{ef} AS {DISTANCE}]"
+    """The KNN query string (kept for callers that only need that)."""
+    return query_string(VectorSearch(vector_field, 1, filter=filter_expression, ef_runtime=ef_runtime))
+
+
+def _hits(client: redis.Redis, spec: IndexSpec, request: VectorSearch, reply: list[Any]) -> list[Hit]:
+    prefix = _current_prefix(client, spec, reply[1::2])
+    vector_names = {v.name for v in spec.vectors}
+    ranked: list[tuple[str, float, dict[str, Any]]] = []
+    for key, raw in zip(reply[1::2], reply[2::2]):
+        doc_id = key.decode("utf-8", errors="replace")[len(prefix):]
+        if doc_id == request.exclude_id:
+            continue
+        fields = _document_fields(spec, raw, vector_names)
+        distance = float(fields.pop(DISTANCE))
+        ranked.append((doc_id, round(score(request.field.metric, distance), 6), fields))
+    page = ranked[request.offset:request.offset + request.k]
+    return [Hit(request.offset + i + 1, doc_id, value, fields) for i, (doc_id, value, fields) in enumerate(page)]
+
+
+def range_radius(metric: Metric, min_score: float | None = None, max_distance: float | None = None) -> float:
+    """The RediSearch radius of a range query, from a threshold in vsearch's score convention.
+
+    Checked on the server: COSINE and IP distances are 1 - score, and an L2 radius is in squared units,
+    like L2 distances. RediSearch refuses a negative radius, so a score no match could reach is an error.
+    """
+    if metric is Metric.l2:
+        if max_distance is None or min_score is not None:
+            raise UsageError("an L2 index is searched by distance: use --max-distance D, not --min-score")
+        if not math.isfinite(max_distance) or max_distance < 0:
+            raise UsageError(f"--max-distance must be a finite number >= 0, not {max_distance}")
+        return max_distance * max_distance
+    if min_score is None or max_distance is not None:
+        raise UsageError(f"a {metric.value.upper()} index is searched by score: use --min-score S, not --max-distance")
+    if not math.isfinite(min_score):
+        raise UsageError(f"--min-score must be a finite number, not {min_score}")
+    if min_score > 1.0:
+        why = ("a cosine similarity is at most 1" if metric is Metric.cosine
+               else "RediSearch's range queries on IP indexes reach inner products up to 1 (no negative radius)")
+        raise UsageError(f"--min-score {min_score} is above 1: {why}")
+    return 1.0 - min_score
 
 
 def _current_prefix(client: redis.Redis, spec: IndexSpec, keys: list[bytes]) -> str:
@@ -109,7 +195,7 @@ def _document_fields(spec: IndexSpec, raw: list[bytes], vector_names: set[str]) 
     return fields
 
 
-def _score(metric: Metric, distance: float) -> float:
+def score(metric: Metric, distance: float) -> float:
     """RediSearch returns distances; report what a user compares. See `vsearch query --help`."""
     if metric is Metric.l2:
         return math.sqrt(max(distance, 0.0))  # Redis gives the squared Euclidean distance

@@ -1,0 +1,240 @@
+"""The ONNX text encoder: same vectors as sentence-transformers, no torch at query time, safe exports.
+
+Real models throughout: the bundled all-MiniLM-L6-v2, and tiny random-weight BERT models built here
+(the bundled model's tokenizer, 2 layers of width 32) to try pipelines the bundled one does not have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import ROOT
+from vsearch import onnx_text
+from vsearch.errors import ModelError
+from vsearch.models import _bundled_text_model_path, load_text_encoder
+from vsearch.onnx_text import NotExportable, OnnxTextEncoder, export, export_path, model_fingerprint, text_encoder
+
+MODEL = "all-MiniLM-L6-v2"
+LONG = " ".join(["Vector search finds the nearest documents to a query embedding in a large index."] * 30)
+TEXT_GROUPS = {
+    "short": ["red dress", "black leather watch for men", "a"],
+    "long": [LONG, LONG + " and then some more words at the end", "short one beside them"],
+    "unicode": ["Ünïcödé café — naïve façade", "東京タワーの夜景", "emoji 🚀🔥👗", "Ελληνικά και русский"],
+    "empty-ish": ["", " ", "\n\t", ".", "\u200b"],
+    "padded batch": [f"word {'x ' * n}" for n in range(0, 40, 3)],
+}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx-home")
+
+
+@pytest.fixture(scope="module")
+def minilm(home: Path) -> tuple[OnnxTextEncoder, str]:
+    """The bundled model exported the way a first query does it, and what that printed on stderr."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        encoder = text_encoder(MODEL, home)
+    assert isinstance(encoder, OnnxTextEncoder)
+    return encoder, stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return load_text_encoder(MODEL, "cpu")
+
+
+def tiny_bert(directory: Path, pooling: str, normalize: bool) -> Path:
+    """A tiny random-weight BERT sentence-transformers model with the given pooling, saved in `directory`."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    scratch = directory / "hf"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=64)).eval().save_pretrained(scratch)
+    AutoTokenizer.from_pretrained(_bundled_text_model_path()).save_pretrained(scratch)
+    modules = [Transformer(str(scratch), max_seq_length=64), Pooling(32, pooling_mode=pooling)]
+    modules += [Normalize()] if normalize else []
+    SentenceTransformer(modules=modules, device="cpu").save(str(directory / "st"))
+    return directory / "st"
+
+
+def leftovers(home: Path) -> list[str]:
+    folder = home / "models"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("group", TEXT_GROUPS)
+def test_vectors_equal_sentence_transformers(minilm, reference, group: str) -> None:
+    texts = TEXT_GROUPS[group]
+    # A batch size below the text count: several batches, each padded to its own longest text.
+    got = minilm[0].encode_texts(texts, batch_size=2)
+    expected = reference.encode_texts(texts)
+    assert got.dtype == np.float32 and got.shape == (len(texts), 384)
+    assert np.max(np.abs(got - expected)) < 1e-5
+
+
+def test_long_text_is_truncated_like_sentence_transformers(minilm, reference) -> None:
+    from tokenizers import Tokenizer
+
+    untruncated = Tokenizer.from_file(str(Path(_bundled_text_model_path()) / "tokenizer.json"))
+    untruncated.no_truncation()
+    assert len(untruncated.encode(LONG).ids) > 400
+    tail_differs = [LONG, LONG + " but this ending is past the truncation point"]
+    got = minilm[0].encode_texts(tail_differs)
+    assert np.max(np.abs(got[0] - got[1])) == 0
+    assert np.max(np.abs(got - reference.encode_texts(tail_differs))) < 1e-5
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.text(max_size=80), min_size=1, max_size=4))
+def test_any_text_embeds_like_sentence_transformers(minilm, reference, texts: list[str]) -> None:
+    assert np.max(np.abs(minilm[0].encode_texts(texts) - reference.encode_texts(texts))) < 1e-5
+
+
+def test_first_use_exports_once_and_says_so(minilm, home: Path) -> None:
+    encoder, stderr = minilm
+    assert stderr.startswith("vsearch: preparing a fast query model")
+    assert len(stderr.splitlines()) == 1
+    assert leftovers(home) == [export_path(home, MODEL).name]
+    assert (encoder.name, encoder.dim, encoder.modalities) == (MODEL, 384, frozenset({"text"}))
+    assert encoder.encode_texts([]).shape == (0, 384)
+    with pytest.raises(ModelError, match="cannot embed images"):
+        encoder.encode_images([])
+
+
+def test_both_names_of_the_bundled_model_share_one_export(minilm, home: Path) -> None:
+    other = f"sentence-transformers/{MODEL}"
+    assert model_fingerprint(other) == model_fingerprint(MODEL)
+    encoder = text_encoder(other, home)
+    assert encoder is not None and encoder.name == other
+    assert leftovers(home) == [export_path(home, MODEL).name]
+
+
+def test_query_in_a_fresh_process_needs_no_torch(minilm, reference, home: Path) -> None:
+    script = (
+        "import json, sys; from pathlib import Path; from vsearch.onnx_text import text_encoder\n"
+        f"vector = text_encoder({MODEL!r}, Path(sys.argv[1])).encode_texts(['red dress'])[0]\n"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'vector': vector.tolist()}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True, text=True, env=env,
+                          check=True)
+    result = json.loads(done.stdout)
+    assert result["heavy"] == []
+    assert done.stderr == ""  # the export was already there: nothing to prepare, nothing to say
+    assert np.max(np.abs(np.array(result["vector"]) - reference.encode_texts(["red dress"])[0])) < 1e-5
+
+
+def test_fingerprint_follows_the_model_files(tmp_path: Path) -> None:
+    # A copy of the bundled model made of links, so that one config file can differ without copying weights.
+    source = Path(_bundled_text_model_path())
+    copy = tmp_path / "model"
+    for path in source.rglob("*"):
+        if path.is_file():
+            (copy / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            (copy / path.relative_to(source)).symlink_to(path)
+    assert model_fingerprint(str(copy)) == model_fingerprint(MODEL)
+    (copy / "config.json").unlink()
+    (copy / "config.json").write_text((source / "config.json").read_text().replace('"gelu"', '"relu"'))
+    assert model_fingerprint(str(copy)) != model_fingerprint(MODEL)
+    with pytest.raises(ModelError, match="not a local model directory"):
+        model_fingerprint(str(tmp_path / "absent"))
+
+
+def test_mean_pooling_without_normalize_exports_and_matches(tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    model = tiny_bert(tmp_path, "mean", normalize=False)
+    encoder = text_encoder(str(model), tmp_path / "home")
+    assert isinstance(encoder, OnnxTextEncoder)
+    texts = TEXT_GROUPS["padded batch"] + TEXT_GROUPS["unicode"]
+    expected = SentenceTransformer(str(model), device="cpu").encode(texts)
+    assert abs(float(np.linalg.norm(expected[0])) - 1) > 0.01  # really not normalised
+    assert np.max(np.abs(encoder.encode_texts(texts, batch_size=4) - expected)) < 1e-5
+
+
+@pytest.mark.parametrize("pooling", ["cls", "max"])
+def test_other_pooling_is_refused_and_falls_back(tmp_path: Path, pooling: str) -> None:
+    model = tiny_bert(tmp_path, pooling, normalize=True)
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert text_encoder(str(model), tmp_path / "home") is None
+    assert stderr.getvalue() == ""
+    with pytest.raises(NotExportable, match=f"pools by {pooling}, not by the mean"):
+        export(str(model), tmp_path / "home" / "models" / "x")
+    assert leftovers(tmp_path / "home") == []
+
+
+def test_clip_is_refused(tmp_path: Path) -> None:
+    from tests.tiny_clip import build_tiny_clip
+
+    model = build_tiny_clip(tmp_path / "clip")
+    assert text_encoder(str(model), tmp_path / "home") is None
+    assert leftovers(tmp_path / "home") == []
+
+
+def test_failed_export_leaves_nothing_and_falls_back(tmp_path: Path) -> None:
+    model = tiny_bert(tmp_path, "mean", normalize=True)
+    (model / "model.safetensors").write_bytes(b"not a safetensors file")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert text_encoder(str(model), tmp_path / "home") is None
+    preparing, warning = stderr.getvalue().splitlines()
+    assert preparing.startswith("vsearch: preparing a fast query model")
+    assert warning.startswith("vsearch: warning: cannot load model") and warning.endswith("using sentence-transformers")
+    assert leftovers(tmp_path / "home") == []
+
+
+def test_export_that_disagrees_is_not_kept(tmp_path: Path, monkeypatch) -> None:
+    model = tiny_bert(tmp_path, "mean", normalize=True)
+    monkeypatch.setattr(onnx_text, "AGREEMENT", 1.5)  # no cosine reaches it: every export disagrees
+    dest = export_path(tmp_path / "home", str(model))
+    with pytest.raises(ModelError, match="does not reproduce sentence-transformers"):
+        export(str(model), dest)
+    assert leftovers(tmp_path / "home") == []
+
+
+def test_abandoned_scratch_is_cleaned_and_concurrent_exports_agree(tmp_path: Path) -> None:
+    model = tiny_bert(tmp_path, "mean", normalize=True)
+    home = tmp_path / "home"
+    dest = export_path(home, str(model))
+    dest.parent.mkdir(parents=True)
+    # What an export killed midway leaves: a scratch folder named after a process that no longer exists.
+    (dest.parent / f".{dest.name}.999999999-deadbeef.tmp").mkdir()
+    script = ("import sys; from pathlib import Path; from vsearch.onnx_text import export; "
+              "export(sys.argv[1], Path(sys.argv[2]))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(model), str(dest)], env=env, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    assert [run.wait() for run in runs] == [0, 0], [run.stderr.read() for run in runs if run.stderr]
+    assert leftovers(home) == [dest.name]
+    assert sorted(p.name for p in dest.iterdir()) == ["model.onnx", "tokenizer.json", "vsearch-onnx.json"]
+
+
+def test_unwritable_home_falls_back(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.write_text("a file where vsearch's data directory should be")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert text_encoder(MODEL, home) is None
+    warning = stderr.getvalue().splitlines()[-1]
+    assert warning.startswith(f"vsearch: warning: cannot write the ONNX export of '{MODEL}'")
+    assert warning.endswith("using sentence-transformers")

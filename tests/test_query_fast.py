@@ -1,0 +1,68 @@
+"""Fresh `vsearch query` processes: a text query loads no torch, and a cached one loads no model at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+from vsearch.models import _bundled_text_model_path
+from vsearch.onnx_text import export_path
+
+HEAVY = ("torch", "transformers", "sentence_transformers")
+MODEL_RUNTIME = ("onnxruntime", "tokenizers", *HEAVY)
+# Runs the CLI as `python -m vsearch` does, then reports which model libraries the process imported.
+RUNNER = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(m for m in %r if m in sys.modules)), file=sys.stderr))
+from vsearch.cli import main
+main()
+""" % (MODEL_RUNTIME,)
+
+
+def vsearch(*args: str, home: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run vsearch in a fresh process; its result and the model libraries it imported."""
+    env = {**os.environ, "VSEARCH_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", RUNNER, *args], env=env, capture_output=True, text=True,
+                            cwd=ROOT, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    return result, json.loads(result.stderr.splitlines()[-1])
+
+
+def test_text_queries_skip_torch_and_cached_ones_load_no_model(cli, vsearch_home, index_name, tmp_path) -> None:
+    # A copy of the bundled model, with fresh mtimes: its own fingerprint, export and cache keys.
+    model = tmp_path / "minilm-copy"
+    shutil.copytree(_bundled_text_model_path(), model, copy_function=shutil.copyfile)
+    cli("create-index", index_name, "--model", model, "--tag", "kind", "--algorithm", "flat")
+    rows = ["red summer dress", "black leather watch", "running shoes", "wool winter hat"]
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"id": f"d{i}", "kind": "x", "title": t}) + "\n" for i, t in enumerate(rows)))
+    cli("load", index_name, data, "--text-field", "title")
+
+    prepared, imported = vsearch("models", "prepare", "--model", str(model), home=vsearch_home)
+    assert "fast query model" in prepared.stderr
+    export = export_path(vsearch_home, str(model))
+    assert (export / "model.onnx").is_file()
+
+    fresh, imported = vsearch("query", index_name, "a dress for summer", "-k", "2", "--no-cache", home=vsearch_home)
+    assert not set(imported) & set(HEAVY) and "onnxruntime" in imported
+    expected = [json.loads(line) for line in fresh.stdout.splitlines()]
+    assert expected[0]["id"] == "d0"
+    assert expected == cli.jsonl("query", index_name, "a dress for summer", "-k", "2", "--no-cache")
+
+    first, _ = vsearch("query", index_name, "a dress for summer", "-k", "2", home=vsearch_home)  # fills the cache
+    # Now no model can be loaded: the export is gone, and the weights are garbage of the same size and mtime
+    # (so the model's fingerprint, and the cache key, are unchanged).
+    shutil.rmtree(export)
+    weights = model / "model.safetensors"
+    stat = weights.stat()
+    weights.write_bytes(b"\0" * stat.st_size)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    cached, imported = vsearch("query", index_name, "a dress for summer", "-k", "2", home=vsearch_home)
+    assert imported == []
+    assert cached.stdout == first.stdout == fresh.stdout
+    assert not export.exists()
