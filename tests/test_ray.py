@@ -85,7 +85,7 @@ def test_ray_options_without_the_ray_engine_are_a_usage_error(cli, rows_file) ->
     assert result.exit_code == 2 and "need --engine ray" in result.stderr
 
 
-def test_a_worker_killed_mid_run_loses_nothing(cli, redis_client, vsearch_home, rows_file) -> None:
+def test_a_worker_killed_mid_run_loses_nothing(cli, redis_client, rows_file, capfd) -> None:
     from vsearch.ray_engine import RayEngine, RayOptions
 
     cli("create-index", "ray-killed", "--tag", "kind")
@@ -109,3 +109,4 @@ def test_a_worker_killed_mid_run_loses_nothing(cli, redis_client, vsearch_home, 
     assert fields == reference_fields
     np.testing.assert_allclose(vectors, reference_vectors, atol=1e-5)
     assert json.loads(report.to_json())["rejected"] == 0
+    assert "worker died" not in capfd.readouterr().out  # Ray's note about the dead worker stays off stdout

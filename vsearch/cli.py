@@ -274,17 +274,19 @@ def info(
     name: Annotated[str, typer.Argument(help="Index name.")],
     redis_url: RedisUrl = None,
 ) -> None:
-    """Show an index's schema, models and document count as JSON.
+    """Show an index's schema, models, document count and memory (per document, index, server) as JSON.
 
     Example: vsearch info products
     """
     import json
 
     from vsearch import store
+    from vsearch.store.sizing import index_memory
 
     client = store.connect(_settings(redis_url=redis_url))
     spec = store.get_spec(client, name)
-    typer.echo(json.dumps({**spec.to_dict(), "documents": store.count_documents(client, name)}, indent=2))
+    memory = index_memory(client, spec)
+    typer.echo(json.dumps({**spec.to_dict(), "documents": memory.documents, "memory": memory.to_dict()}, indent=2))
 
 
 @app.command()

@@ -204,6 +204,7 @@ class RayEngine:
             import ray
         except ImportError:
             raise UsageError("--engine ray needs Ray: pip install 'vsearch[ray]'") from None
+        _quiet_driver()
         if ray.is_initialized():
             return ray  # someone (a test, a notebook) already holds a Ray session: use it, leave it up
         # stdout carries data: Ray's own logs stay in its session folder.
@@ -220,6 +221,16 @@ class RayEngine:
             raise VsearchError(f"cannot start Ray ({where}): {_first_line(exc)}") from exc
         self.started_ray = True
         return ray
+
+
+def _quiet_driver() -> None:
+    """Ray prints its notes about dead workers ("(raylet) A worker died...") to the driver's stdout even with
+    log_to_driver=False, and stdout carries vsearch's data. Only this private switch (which Ray's own debugger
+    uses) stops them; without it, a killed worker would put a line into `vsearch encode`'s vectors."""
+    import ray._private.worker as ray_worker
+
+    if hasattr(ray_worker, "_worker_logs_enabled"):
+        ray_worker._worker_logs_enabled = False
 
 
 def _first_line(exc: BaseException) -> str:
