@@ -23,7 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -135,7 +135,7 @@ class RayEngine:
         self.started_ray = False
         self.pools: dict[tuple[str, str], RayEncoder] = {}
 
-    def __enter__(self) -> RayEngine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
