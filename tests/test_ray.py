@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import one_error_line
 from tests.test_cron import counts, write_jsonl
 from vsearch import config, store
 from vsearch.ingest import LoadRequest, run_load
@@ -110,3 +111,11 @@ def test_a_worker_killed_mid_run_loses_nothing(cli, redis_client, rows_file, cap
     np.testing.assert_allclose(vectors, reference_vectors, atol=1e-5)
     assert json.loads(report.to_json())["rejected"] == 0
     assert "worker died" not in capfd.readouterr().out  # Ray's note about the dead worker stays off stdout
+
+
+def test_a_model_a_ray_worker_cannot_load_is_one_error_line(cli, tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one\ntwo\n")
+    result = cli("encode", texts, "--engine", "ray", "--model", str(tmp_path / "no-such-model"), ok=False)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "cannot load model" in one_error_line(result)
