@@ -119,3 +119,12 @@ def test_a_model_a_ray_worker_cannot_load_is_one_error_line(cli, tmp_path: Path)
     result = cli("encode", texts, "--engine", "ray", "--model", str(tmp_path / "no-such-model"), ok=False)
     assert result.exit_code == 1 and result.stdout == ""
     assert "cannot load model" in one_error_line(result)
+
+
+def test_more_gpus_than_the_machine_has_is_a_usage_error_not_a_hang(cli, tmp_path: Path) -> None:
+    if ray.cluster_resources().get("GPU"):
+        pytest.skip("this machine has a GPU")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one\n")
+    result = cli("encode", texts, "--engine", "ray", "--gpus-per-worker", "1", ok=False)
+    assert result.exit_code == 2 and "GPUs than Ray sees" in one_error_line(result)

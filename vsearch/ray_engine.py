@@ -182,8 +182,12 @@ class RayEngine:
         local = self.options.address is None
         cpus = os.cpu_count() or 1
         workers = self.options.workers
-        # In local mode the pool must fit the machine or its actors would wait forever for a free CPU.
+        # In local mode the pool must fit the machine or its actors would wait forever for a free CPU or GPU.
         per_worker = min(1.0, cpus / workers) if local else 1.0
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if local and self.options.gpus_per_worker * workers > gpus:
+            raise UsageError(f"--gpus-per-worker {self.options.gpus_per_worker:g} x --workers {workers} asks for more "
+                             f"GPUs than Ray sees on this machine ({gpus:g})")
         actor_class = ray.remote(num_cpus=per_worker, num_gpus=self.options.gpus_per_worker,
                                  max_restarts=-1, max_task_retries=-1)(EncoderActor)
         threads = max(1, cpus // workers) if local else None
