@@ -33,7 +33,7 @@ pip_install() {
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "setup: installing Python packages (the first time takes a few minutes)" >&2
   pip_install "torch==$TORCH_VERSION"
-  pip_install -e ".[test]"
+  pip_install -e ".[test,ray]"  # ray: so the tests cover --engine ray
   touch "$STAMP"
 fi
 

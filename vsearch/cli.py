@@ -15,6 +15,7 @@ from vsearch import config, server
 from vsearch.embed import VectorFormat
 from vsearch.errors import UsageError, VsearchError
 from vsearch.output import OutputFormat, default_format, render
+from vsearch.ray_engine import Engine
 from vsearch.records import STDIN, Format
 from vsearch.schema import Algorithm, DataType, Metric, Storage
 
@@ -66,6 +67,12 @@ OutputFmt = Annotated[Optional[OutputFormat], typer.Option(
     "--format", "-f", help="Output format. Default: table on a terminal, jsonl in a pipe.")]
 InputFormat = Annotated[Optional[Format], typer.Option(
     "--format", help="Input format. Default: from the file extension.")]
+EngineOpt = Annotated[Engine, typer.Option(
+    "--engine", help="Where models run: local (this process) or ray (a pool of Ray actors; pip install 'vsearch[ray]').")]
+RayAddress = Annotated[Optional[str], typer.Option(
+    "--ray-address", metavar="ADDR", help="Ray cluster to join (e.g. ray://head:10001, auto). Default: Ray local mode here.")]
+Workers = Annotated[int, typer.Option("--workers", min=1, help="--engine ray: encoder actors in the pool.")]
+GpusPerWorker = Annotated[float, typer.Option("--gpus-per-worker", min=0, help="--engine ray: GPUs each actor reserves (fractions share one).")]
 
 
 def _settings(**flags: Any) -> config.Settings:
@@ -99,6 +106,20 @@ def _check_stdin(path: str) -> None:
 
 def _note(message: str) -> None:
     typer.echo(message, err=True)
+
+
+@contextmanager
+def _ray_engine(engine: Engine, address: str | None, workers: int, gpus: float, device: str | None) -> Iterator[Any]:
+    """A RayEngine for --engine ray (closed at the end of the command), else None."""
+    if engine is Engine.local:
+        if address is not None or workers != 1 or gpus:
+            raise UsageError("--ray-address, --workers and --gpus-per-worker need --engine ray")
+        yield None
+        return
+    from vsearch.ray_engine import RayEngine, RayOptions
+
+    with RayEngine(RayOptions(address, workers, gpus), device) as ray_engine:
+        yield ray_engine
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -151,6 +172,10 @@ def encode(
     model: Model = None,
     image_model: ImageModel = None,
     device: Device = None,
+    engine: EngineOpt = Engine.local,
+    ray_address: RayAddress = None,
+    workers: Workers = 1,
+    gpus_per_worker: GpusPerWorker = 0.0,
 ) -> None:
     """Turn texts or images into vectors: JSONL {"id", "vector"} lines, .npy, or raw float32.
 
@@ -164,11 +189,16 @@ def encode(
         _check_stdin(path)
     settings = _settings(model=model, image_model=image_model, device=device)
     job = embed.plan_inputs(paths, image, input_format, field, id_field)
-    encoder = (load_image_encoder(settings.image_model, settings.device) if job.images
-               else load_text_encoder(settings.model, settings.device))
     fmt = vector_format or embed.format_for(output)
-    with _progress("encoding", job.count) as advance, embed.open_output(output) as out:
-        rows, dim = embed.write_vectors(job, encoder, out, fmt, batch_size, advance)
+    with _ray_engine(engine, ray_address, workers, gpus_per_worker, settings.device) as ray_engine:
+        if ray_engine is not None:
+            encoder = (ray_engine.image_encoder(settings.image_model) if job.images
+                       else ray_engine.text_encoder(settings.model))
+        else:
+            encoder = (load_image_encoder(settings.image_model, settings.device) if job.images
+                       else load_text_encoder(settings.model, settings.device))
+        with _progress("encoding", job.count) as advance, embed.open_output(output) as out:
+            rows, dim = embed.write_vectors(job, encoder, out, fmt, batch_size, advance)
     if output:
         _note(f"wrote {rows} vectors of {dim} dimensions to {output}")
 
@@ -246,17 +276,19 @@ def info(
     name: Annotated[str, typer.Argument(help="Index name.")],
     redis_url: RedisUrl = None,
 ) -> None:
-    """Show an index's schema, models and document count as JSON.
+    """Show an index's schema, models, document count and memory (per document, index, server) as JSON.
 
     Example: vsearch info products
     """
     import json
 
     from vsearch import store
+    from vsearch.store.sizing import index_memory
 
     client = store.connect(_settings(redis_url=redis_url))
     spec = store.get_spec(client, name)
-    typer.echo(json.dumps({**spec.to_dict(), "documents": store.count_documents(client, name)}, indent=2))
+    memory = index_memory(client, spec)
+    typer.echo(json.dumps({**spec.to_dict(), "documents": memory.documents, "memory": memory.to_dict()}, indent=2))
 
 
 @app.command()
@@ -283,6 +315,10 @@ def load(
     model: Model = None,
     image_model: ImageModel = None,
     device: Device = None,
+    engine: EngineOpt = Engine.local,
+    ray_address: RayAddress = None,
+    workers: Workers = 1,
+    gpus_per_worker: GpusPerWorker = 0.0,
     redis_url: RedisUrl = None,
 ) -> None:
     """Load records into an index: embeds only what is new or changed, so a nightly reload is cheap.
@@ -294,6 +330,7 @@ def load(
     """
     from vsearch import store
     from vsearch.ingest import LoadRequest, run_load
+    from vsearch.models import encoder_for
     from vsearch.records import is_image_source
 
     _check_stdin(source)
@@ -306,8 +343,10 @@ def load(
         prune=prune, prune_limit=prune_limit / 100, force=force, dry_run=dry_run, strict=strict, rejects=rejects,
         rebuild=rebuild, wait_s=wait, model=model, image_model=image_model)
     warn = (lambda message: None) if quiet else (lambda message: _note(f"vsearch: {message}"))
-    with _progress(f"loading {name}", enabled=not quiet) as advance:
-        report = run_load(store.connect(settings), settings, request, advance, warn)
+    with (_ray_engine(engine, ray_address, workers, gpus_per_worker, settings.device) as ray_engine,
+          _progress(f"loading {name}", enabled=not quiet) as advance):
+        encoders = ray_engine.encoder if ray_engine is not None else encoder_for
+        report = run_load(store.connect(settings), settings, request, advance, warn, encoders)
     if report_file is not None:
         _write_atomically(report_file, report.to_json() + "\n")
     if not quiet:

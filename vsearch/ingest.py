@@ -41,6 +41,9 @@ SEEN_TTL_S = 3600  # renewed by every batch: a killed run's id list is gone with
 PRUNE_PAGE = 1000
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
+# Where a run gets its models: `models.encoder_for` (this process), or `RayEngine.encoder` (a pool of Ray actors).
+EncoderSource = Callable[[VectorField, str | None, Settings], Encoder]
+
 
 @dataclass(frozen=True)
 class LoadRequest:
@@ -151,8 +154,11 @@ def run_load(
     request: LoadRequest,
     progress: Callable[[int], None] = lambda n: None,
     warn: Callable[[str], None] = lambda message: None,
+    encoders: EncoderSource = encoder_for,
 ) -> LoadReport:
-    """Load `request.source` into index `request.name`; see the module docstring for what a run does."""
+    """Load `request.source` into index `request.name`; see the module docstring for what a run does.
+
+    `encoders` makes the models: only the embedding step differs between engines, never what is written."""
     started = time.perf_counter()
     if not is_image_source(request.source):
         request = replace(request, input_format=detect_format(request.source, request.input_format))
@@ -164,9 +170,9 @@ def run_load(
                     waiting=lambda: warn(f"waiting up to {request.wait_s:g} s for another run on '{request.name}'")):
         spec = get_spec(client, request.name)  # as it is now that this run holds the lock
         if request.rebuild and not request.dry_run:
-            _rebuild(client, settings, spec, plan, request, report, progress, warn)
+            _rebuild(client, settings, spec, plan, request, report, progress, warn, encoders)
         else:
-            run = _Run(client, settings, spec, spec, plan, request, report, progress, warn)
+            run = _Run(client, settings, spec, spec, plan, request, report, progress, warn, encoders)
             try:
                 run.load()
                 if request.prune:
@@ -250,8 +256,9 @@ class _Run:
 
     def __init__(self, client: redis.Redis, settings: Settings, source: IndexSpec, target: IndexSpec, plan: LoadPlan,
                  request: LoadRequest, report: LoadReport, progress: Callable[[int], None],
-                 warn: Callable[[str], None]) -> None:
+                 warn: Callable[[str], None], encoders: EncoderSource = encoder_for) -> None:
         self.client, self.settings, self.source, self.target = client, settings, source, target
+        self.make_encoder = encoders
         self.plan, self.request, self.report, self.progress, self.warn = plan, request, report, progress, warn
         # The ids this run has read live in Redis, not in this process, so that memory stays constant whatever
         # the input's size: a hash id -> where it was read, for duplicates and for what --prune must keep.
@@ -489,7 +496,7 @@ class _Run:
         """Loaded on first use: a reload with nothing new to embed never loads a model."""
         if vector.name not in self.encoders:
             override = self.request.image_model if vector.embeds == "image" else self.request.model
-            encoder = encoder_for(vector, override, self.settings)
+            encoder = self.make_encoder(vector, override, self.settings)
             if encoder.dim != vector.dim:
                 raise ModelError(_dimension_message(self.target, vector, encoder.name, encoder.dim))
             self.encoders[vector.name] = encoder
@@ -578,11 +585,12 @@ def _prune(client: redis.Redis, spec: IndexSpec, run: _Run, request: LoadRequest
 
 
 def _rebuild(client: redis.Redis, settings: Settings, live: IndexSpec, plan: LoadPlan, request: LoadRequest,
-             report: LoadReport, progress: Callable[[int], None], warn: Callable[[str], None]) -> None:
+             report: LoadReport, progress: Callable[[int], None], warn: Callable[[str], None],
+             encoders: EncoderSource = encoder_for) -> None:
     """Load the whole input into a new generation beside the live one (reusing the live vectors whose content
     did not change), then let `rebuild.go_live` check it and swap it in."""
     new = next_generation(client, live)
-    run = _Run(client, settings, live, new, plan, request, report, progress, warn)
+    run = _Run(client, settings, live, new, plan, request, report, progress, warn, encoders)
     try:
         try:
             run.load()
