@@ -36,7 +36,7 @@ class Bench:
     url: str
 
     def client(self) -> Any:
-        return server.client(self.home)
+        return server.client(self.home, socket_connect_timeout=5, protocol=2)  # as vsearch.store.connect makes it
 
     def env(self) -> dict[str, str]:
         """The environment of a `vsearch` process that talks to this server, run from this checkout."""

@@ -147,7 +147,16 @@ def profile_vsearch(bench: Bench, path: Path, out: Path) -> list[dict[str, Any]]
         rows.append({"function": f"{Path(file).name}:{line}({func})", "calls": calls, "own_s": own,
                      "cumulative_s": cumulative, "own_share": own / total})
     rows.sort(key=lambda row: -row["own_s"])
-    return [{"total_s": total}, *rows[:12]]
+    # The stages of one load, by cumulative time: where a change would pay.
+    stages = {"reading + parsing JSONL (records.read_records)": "read_records", "records to documents (ingest._candidate)":
+              "_candidate", "reading stored fingerprints (store.read_states)": "read_states",
+              "writing, MULTI/EXEC (store.write_documents)": "write_documents", "claiming ids (ingest._claim)": "_claim"}
+    whole = next((v[3] for k, v in stats.stats.items() if k[2] == "run_load"), total)  # type: ignore[attr-defined]
+    found = []
+    for label, func in stages.items():
+        cumulative = sum(v[3] for k, v in stats.stats.items() if k[2] == func and "vsearch" in k[0])  # type: ignore[attr-defined]
+        found.append({"stage": label, "cumulative_s": cumulative, "share": cumulative / whole})
+    return [{"total_s": total, "load_s": whole, "stages": found}, *rows[:12]]
 
 
 def run(quick: bool) -> dict[str, Any]:

@@ -75,6 +75,11 @@ def loading(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
                    "imports s", "indexed"], rows)
     out += ["![loading throughput](img/loading.png)", ""]
     profile = result.get("vsearch_profile_10k_flat") or []
+    if profile and profile[0].get("stages"):
+        out += [f"Where `vsearch load` spends its time: stages of one 10,000-vector FLAT load under cProfile "
+                f"({profile[0]['load_s']:.2f} s in `ingest.run_load`; cProfile inflates Python-heavy code, so read shares):", ""]
+        out += _table(["stage", "cumulative s", "share of the load"],
+                      [[s["stage"], f"{s['cumulative_s']:.2f}", f"{s['share']:.0%}"] for s in profile[0]["stages"]])
     if len(profile) > 1:
         out += [f"Where `vsearch load` spends its time (cProfile of one 10,000-vector FLAT load, {profile[0]['total_s']:.2f} s "
                 "profiled, own time per function, top 12):", ""]
@@ -110,7 +115,7 @@ def queries(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
            f"{result['tags']}-valued tag, one client, one query at a time; the tag pre-filter keeps ~10% of the corpus. "
            "vsearch is its library path (`vsearch.store.search`, spec from `vsearch.store.get_spec`), RedisVL is "
            "`SearchIndex.query(VectorQuery(...))`; both return the tag. numpy is an exact brute-force scan in process "
-           "(float32 matrix product; it is also the recall ground truth). HNSW at its default EF_RUNTIME (10).", ""]
+           "(float32 matrix product on one BLAS thread; it is also the recall ground truth). HNSW at its default EF_RUNTIME (10).", ""]
     rows = []
     for r in result["results"]:
         rows.append([r["algorithm"].upper(), "tag" if r["filtered"] else "none", r["method"], f"{r['qps']:,.0f}",
