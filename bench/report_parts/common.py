@@ -93,6 +93,16 @@ def unit_vectors(count: int, seed: int, dim: int = DIM) -> np.ndarray:
     return vectors
 
 
+def clustered_vectors(count: int, seed: int, per_cluster: int = 100, dim: int = DIM) -> np.ndarray:
+    """Unit vectors around count/per_cluster random centres (same-cluster cosine ~0.5), more like real embeddings
+    than uniform random ones, on which no approximate index can find neighbours (all distances look alike)."""
+    rng = np.random.default_rng(seed)
+    centres = unit_vectors(max(count // per_cluster, 1), seed=seed + 1, dim=dim)
+    vectors = centres[rng.integers(0, len(centres), count)] + rng.standard_normal((count, dim), dtype=np.float32) / np.float32(np.sqrt(dim))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32, copy=False)
+
+
 def create_raw_index(client: Any, name: str, prefix: str, algorithm: str = "FLAT", datatype: str = "FLOAT32",
                      tag: bool = False, params: dict[str, int] | None = None) -> None:
     """An index made with FT.CREATE directly, as a user of redis-py or RedisVL would make it."""

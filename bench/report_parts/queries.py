@@ -1,4 +1,4 @@
-"""Part `queries`: KNN 10 over 100k random unit vectors with a 10-valued tag, from one client, one query at a time.
+"""Part `queries`: KNN 10 over 100k clustered synthetic unit vectors with a 10-valued tag, from one client, one query at a time.
 
 vsearch's library path (`vsearch.store.search`, spec from `vsearch.store.get_spec`) against RedisVL's `VectorQuery`
 and exact numpy (the recall ground truth), plain and with a tag pre-filter, FLAT and HNSW. The two Redis paths
@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from report_parts.common import DIM, Bench, create_raw_index, embedded_server, hset_vectors, save, say, unit_vectors
+from report_parts.common import DIM, Bench, clustered_vectors, create_raw_index, embedded_server, hset_vectors, save, say
 
 TAGS = [f"t{i}" for i in range(10)]
 HNSW = {"M": 16, "EF_CONSTRUCTION": 200}
@@ -62,10 +62,12 @@ def run(quick: bool) -> dict[str, Any]:
 
     import vsearch.store as store
 
-    vectors = unit_vectors(count, seed=7)
+    # Queries come from the same clusters as the documents (a fresh point near a random centre), as real queries
+    # land near real documents; the same seed fixes the centres for both.
+    both = clustered_vectors(count + queries, seed=7)
+    vectors, asked = both[:count], both[count:]
     rng = np.random.default_rng(8)
     tags = [TAGS[i] for i in rng.integers(0, len(TAGS), count)]
-    asked = unit_vectors(queries, seed=9)
     asked_tags = [TAGS[i] for i in rng.integers(0, len(TAGS), queries)]
     tag_array = np.array(tags)
     by_tag = {t: np.flatnonzero(tag_array == t) for t in TAGS}
