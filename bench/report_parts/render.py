@@ -1,0 +1,305 @@
+"""Assembles docs/benchmarks.md and docs/img/*.png from whatever bench/results/*.json exist.
+
+The quality part comes from the SciFact bench, which writes bench/results/quality.json in this layout:
+
+    {"dataset": "SciFact (BEIR) test", "queries": 300, "command": "<the command that made it>",
+     "modes": {"<mode label>": {"ndcg@10": 0.64, "recall@100": 0.9, ...optional "qps", "p50_ms", "p99_ms"}, ...},
+     "references": {"<published system>": 0.665, ...},        (optional: nDCG@10 of published baselines)
+     "notes": ["...", ...]}                                     (optional: lines shown under the table)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from report_parts.common import ROOT, load_result
+
+DOCS = ROOT / "docs"
+IMG = DOCS / "img"
+QUALITY_COMMAND = ".venv/bin/python bench/scifact_quality.py --json bench/results/quality.json"
+FULL_COMMAND = ".venv/bin/python bench/report.py"
+QUICK_COMMAND = ".venv/bin/python bench/report.py --quick"
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _x(ratio: float) -> str:
+    return f"{ratio:.2f}x"
+
+
+def _variant(result: dict[str, Any]) -> str:
+    return "quick variant (`--quick`)" if result.get("quick") else "full variant"
+
+
+def _machine_line(m: dict[str, Any]) -> str:
+    return f"{m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, measured {m['date']}"
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def loading(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
+    out = ["## Loading precomputed vectors", "",
+           f"{_variant(result)}; on this machine: {_machine_line(result['machine'])}.", "",
+           "One JSONL file (`{\"id\": ..., \"vec\": [384 floats]}` a line) loaded three ways into an empty index of the "
+           "same schema, each a fresh Python process as users run it: raw redis-py (json.loads, float32 bytes, "
+           "pipelined HSET, 1,000 a batch), RedisVL `SearchIndex.load` (batch 1,000), and "
+           "`vsearch load NAME FILE --vector-column vec`. HNSW: M=16, EF_CONSTRUCTION=200. *Process* is the whole "
+           "process's wall time; *after imports* leaves out interpreter start and imports (each process reports it).", ""]
+    rows = []
+    for r in result["results"]:
+        for method, m in r["methods"].items():
+            rows.append([f"{r['documents']:,}", r["algorithm"].upper(), method, f"{m['docs_per_s']:,.0f}", _x(m["vs_raw"]),
+                         f"{m['docs_per_s_after_imports']:,.0f}", _x(m["vs_raw_after_imports"]), f"{m['imports_s']:.2f}",
+                         f"{m['indexed']:,}"])
+        vs, rv = r["methods"]["vsearch"], r["methods"]["redisvl"]
+        met = vs["vs_raw"] >= 0.8 and vs["wall_s"] < rv["wall_s"]
+        headline.append([f"Load {r['documents']:,} vectors, {r['algorithm'].upper()}: vsearch vs raw HSET (process)",
+                         ">= 0.8x, faster than RedisVL", f"{_x(vs['vs_raw'])} (RedisVL {_x(rv['vs_raw'])})",
+                         "met" if met else "**missed**"])
+    out += _table(["docs", "index", "method", "docs/s (process)", "vs raw", "docs/s (after imports)", "vs raw",
+                   "imports s", "indexed"], rows)
+    out += ["![loading throughput](img/loading.png)", ""]
+    profile = result.get("vsearch_profile_10k_flat") or []
+    if profile and profile[0].get("stages"):
+        out += [f"Where `vsearch load` spends its time: stages of one 10,000-vector FLAT load under cProfile "
+                f"({profile[0]['load_s']:.2f} s in `ingest.run_load`; cProfile inflates Python-heavy code, so read shares):", ""]
+        out += _table(["stage", "cumulative s", "share of the load"],
+                      [[s["stage"], f"{s['cumulative_s']:.2f}", f"{s['share']:.0%}"] for s in profile[0]["stages"]])
+    if len(profile) > 1:
+        out += [f"Where `vsearch load` spends its time (cProfile of one 10,000-vector FLAT load, {profile[0]['total_s']:.2f} s "
+                "profiled, own time per function, top 12):", ""]
+        out += _table(["function", "calls", "own s", "share"],
+                      [[f"`{p['function']}`", f"{p['calls']:,}", f"{p['own_s']:.3f}", f"{p['own_share']:.0%}"] for p in profile[1:]])
+    _plot_loading(result)
+    return out
+
+
+def _plot_loading(result: dict[str, Any]) -> None:
+    plt = _plt()
+    groups = [f"{r['documents'] // 1000}k {r['algorithm'].upper()}" for r in result["results"]]
+    methods = ["raw", "redisvl", "vsearch"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.25
+    for j, method in enumerate(methods):
+        values = [r["methods"][method]["docs_per_s"] for r in result["results"]]
+        ax.bar([i + (j - 1) * width for i in range(len(groups))], values, width, label=method)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_yscale("log")
+    ax.set_ylabel("documents/s (whole process, log)")
+    ax.set_title("Loading precomputed 384-d vectors (on this machine)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(IMG / "loading.png", dpi=110)
+    plt.close(fig)
+
+
+def queries(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
+    out = ["## Queries", "",
+           f"{_variant(result)}; on this machine: {_machine_line(result['machine'])}.", "",
+           f"KNN {result['k']} over {result['documents']:,} synthetic unit vectors ({result['dim']}-d, COSINE; 1,000 clusters of "
+           "~100, same-cluster cosine ~0.5, queries drawn from the same clusters) with a "
+           f"{result['tags']}-valued tag, one client, one query at a time; the tag pre-filter keeps ~10% of the corpus. "
+           "vsearch is its library path (`vsearch.store.search`, spec from `vsearch.store.get_spec`), RedisVL is "
+           "`SearchIndex.query(VectorQuery(...))`; both return the tag. numpy is an exact brute-force scan in process "
+           "(float32 matrix product on one BLAS thread; it is also the recall ground truth). HNSW at its default EF_RUNTIME (10).", ""]
+    rows = []
+    for r in result["results"]:
+        rows.append([r["algorithm"].upper(), "tag" if r["filtered"] else "none", r["method"], f"{r['qps']:,.0f}",
+                     f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['recall@10']:.3f}"])
+    out += _table(["index", "pre-filter", "method", "QPS", "p50 ms", "p99 ms", "recall@10"], rows)
+    by = {(r["algorithm"], r["filtered"], r["method"]): r for r in result["results"]}
+    for algorithm in ("flat", "hnsw"):
+        for filtered in (False, True):
+            vs, rv = by.get((algorithm, filtered, "vsearch")), by.get((algorithm, filtered, "RedisVL"))
+            if vs and rv:
+                headline.append([f"KNN 10 QPS over {result['documents'] // 1000}k, {algorithm.upper()}"
+                                 f"{', tag filter' if filtered else ''}: vsearch vs RedisVL", "-",
+                                 f"{_x(vs['qps'] / rv['qps'])} ({vs['qps']:,.0f} vs {rv['qps']:,.0f} QPS)", ""])
+    curve = result.get("ef_runtime_curve") or []
+    if curve:
+        out += ["HNSW recall@10 (against exact numpy) and QPS against EF_RUNTIME, through vsearch:", ""]
+        out += _table(["EF_RUNTIME", "pre-filter", "recall@10", "QPS", "p99 ms"],
+                      [[c["ef_runtime"], "tag" if c["filtered"] else "none", f"{c['recall@10']:.3f}", f"{c['qps']:,.0f}",
+                        f"{c['p99_ms']:.2f}"] for c in curve])
+        out += ["Uniform random unit vectors (no cluster structure) are the worst case for HNSW: on them, in an earlier "
+                "run of this bench, recall@10 was 0.015 at EF_RUNTIME 10 and 0.21 at 200, since every distance looks alike. "
+                "Real embeddings are clustered, hence the generator above; SciFact's HNSW-vs-FLAT recall is in Quality.", ""]
+    out += ["![queries per second](img/queries_qps.png)", "", "![recall against EF_RUNTIME](img/recall_ef.png)", ""]
+    _plot_queries(result)
+    return out
+
+
+def _plot_queries(result: dict[str, Any]) -> None:
+    plt = _plt()
+    configs = [("flat", False), ("flat", True), ("hnsw", False), ("hnsw", True)]
+    labels = [f"{a.upper()}{' +tag' if f else ''}" for a, f in configs]
+    by = {(r["algorithm"], r["filtered"], r["method"]): r for r in result["results"]}
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.27
+    for j, method in enumerate(("vsearch", "RedisVL", "numpy exact")):
+        values = [(by.get((a, f, method)) or by.get(("exact", f, method)) or {}).get("qps", 0) for a, f in configs]
+        ax.bar([i + (j - 1) * width for i in range(len(configs))], values, width, label=method)
+    ax.set_xticks(range(len(configs)), labels)
+    ax.set_ylabel("queries/s, one client")
+    ax.set_title(f"KNN 10 over {result['documents']:,} vectors (on this machine)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(IMG / "queries_qps.png", dpi=110)
+    plt.close(fig)
+    curve = result.get("ef_runtime_curve") or []
+    if curve:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for filtered in (False, True):
+            points = [c for c in curve if c["filtered"] == filtered]
+            ax.plot([c["ef_runtime"] for c in points], [c["recall@10"] for c in points], marker="o",
+                    label="tag pre-filter" if filtered else "no filter")
+        ax.set_xscale("log")
+        ax.set_xlabel("EF_RUNTIME")
+        ax.set_ylabel("recall@10 vs exact")
+        ax.set_ylim(0, 1.02)
+        ax.set_title("HNSW (M=16, EF_CONSTRUCTION=200), 100k clustered 384-d")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(IMG / "recall_ef.png", dpi=110)
+        plt.close(fig)
+
+
+def scale(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
+    out = ["## Scale", "", f"{_variant(result)}; on this machine: {_machine_line(result['machine'])}.", "",
+           "Synthetic 384-d unit vectors written with pipelined HSET (1,000 a batch) into an otherwise empty server. "
+           "*Index bytes/doc* is FT.INFO's `vector_index_sz_mb` over the document count; *total bytes/doc* is the rise "
+           "of INFO's `used_memory` (keys, hashes and index together). Recall@10 is over "
+           f"{result['queries']} random queries against exact float32 numpy.", ""]
+    rows = []
+    for r in result["rows"]:
+        rows.append([f"{r['documents']:,}", r["algorithm"].upper(), r["datatype"].upper(), f"{r['docs_per_s']:,.0f}",
+                     f"{r['vector_index_bytes_per_doc']:,.0f}", f"{r['used_memory_bytes_per_doc']:,.0f}",
+                     f"{r['recall@10']:.4f}" if "recall@10" in r else "-"])
+    out += _table(["docs", "index", "type", "load docs/s", "index bytes/doc", "total bytes/doc", "recall@10"], rows)
+    flat = {(r["documents"], r["datatype"]): r for r in result["rows"] if r["algorithm"] == "flat"}
+    largest = max(d for d, _ in flat)
+    f32, f16 = flat.get((largest, "float32")), flat.get((largest, "float16"))
+    if f32 and f16:
+        headline.append([f"FLOAT16 vs FLOAT32 at {largest:,} docs (FLAT)", "-",
+                         f"{f16['used_memory_bytes_per_doc'] / f32['used_memory_bytes_per_doc']:.2f}x the memory, "
+                         f"recall@10 {f16['recall@10']:.4f} vs {f32['recall@10']:.4f}", ""])
+    for r in result["rows"]:
+        if r["algorithm"] == "hnsw":
+            headline.append([f"HNSW build rate, {r['documents']:,} docs (M=16, EF_CONSTRUCTION=200)", "-",
+                             f"{r['docs_per_s']:,.0f} docs/s on this machine", ""])
+    out += ["![cost against corpus size](img/scale.png)", ""]
+    _plot_scale(result)
+    return out
+
+
+def _plot_scale(result: dict[str, Any]) -> None:
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for algorithm, datatype in (("flat", "float32"), ("flat", "float16"), ("hnsw", "float32")):
+        rows = [r for r in result["rows"] if r["algorithm"] == algorithm and r["datatype"] == datatype]
+        label = f"{algorithm.upper()} {datatype.upper()}"
+        left.plot([r["documents"] for r in rows], [r["used_memory_bytes_per_doc"] for r in rows], marker="o", label=label)
+        right.plot([r["documents"] for r in rows], [r["docs_per_s"] for r in rows], marker="o", label=label)
+    for ax, ylabel in ((left, "bytes per document (used_memory)"), (right, "load rate, docs/s (log)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("documents")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    left.set_ylim(bottom=0)
+    right.set_yscale("log")
+    fig.suptitle("Cost against corpus size, 384-d vectors (on this machine)")
+    fig.tight_layout()
+    fig.savefig(IMG / "scale.png", dpi=110)
+    plt.close(fig)
+
+
+def encoding(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
+    out = ["## Encoding", "", f"{_variant(result)}; on this machine: {_machine_line(result['machine'])}.", "",
+           f"Text: `{result['text_command']}` ({result['text_header']}).", ""]
+    out += _table(["run", "median s", "texts/s", "vs raw"],
+                  [[t["run"], f"{t['median_s']:.2f}", f"{t['texts_per_s']:,.1f}", _x(t["vs_raw"])] for t in result["text"]])
+    out += [f"Images: `{result['image_command']}` ({result['image_header']}).", ""]
+    out += _table(["run", "precision@10", "images/s", "vs naive"],
+                  [[i["run"], f"{i['precision@10']:.3f}", f"{i['images_per_s']:,.1f}",
+                    _x(i["vs_naive"]) if "vs_naive" in i else "1.00x"] for i in result["images"]])
+    npy = next((t for t in result["text"] if ".npy" in t["run"] and "vsearch" in t["run"]), None)
+    if npy:
+        headline.append(["Text encoding: `vsearch encode` vs raw sentence-transformers", ">= 0.95x", _x(npy["vs_raw"]),
+                         "met" if npy["vs_raw"] >= 0.95 else "**missed**"])
+    if len(result["images"]) == 2:
+        headline.append(["Image encoding: vsearch vs a plain loop, same model", "-", _x(result["images"][1]["vs_naive"]),
+                         f"p@10 {result['images'][1]['precision@10']:.3f}"])
+    return out
+
+
+def quality(result: dict[str, Any] | None, headline: list[list[str]]) -> list[str]:
+    out = ["## Quality (SciFact)", ""]
+    if result is None:
+        return out + [f"No quality results yet: `{QUALITY_COMMAND}` writes bench/results/quality.json; then rerun "
+                      "`.venv/bin/python bench/report.py --part render`.", ""]
+    metrics = sorted({k for m in result["modes"].values() for k in m})
+    metrics.sort(key=lambda k: (not k.startswith("ndcg"), k))
+    out += [f"{result.get('dataset', 'SciFact')}, {result.get('queries', '?')} queries, through vsearch's own query path "
+            f"(`{result.get('command', QUALITY_COMMAND)}`).", ""]
+    out += _table(["mode", *metrics], [[mode, *(f"{v[m]:.4f}" if isinstance(v.get(m), float) else v.get(m, "-")
+                                                for m in metrics)] for mode, v in result["modes"].items()])
+    if result.get("references"):
+        out += _table(["published", "nDCG@10"], [[name, f"{value:.4f}"] for name, value in result["references"].items()])
+    out += list(result.get("notes", [])) + [""]
+    best = max(result["modes"].items(), key=lambda kv: kv[1].get("ndcg@10", 0))
+    headline.insert(0, ["SciFact nDCG@10, best mode", ">= 0.73 (hybrid)", f"{best[1].get('ndcg@10', 0):.4f} ({best[0]})",
+                        "met" if best[1].get("ndcg@10", 0) >= 0.73 else "**missed**"])
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    names = list(result["modes"])
+    ax.barh(names, [result["modes"][n].get("ndcg@10", 0) for n in names])
+    for name, value in (result.get("references") or {}).items():
+        ax.axvline(value, linestyle=":", linewidth=1)
+    ax.set_xlabel("nDCG@10 (dotted: published references)")
+    ax.set_title("SciFact test")
+    fig.tight_layout()
+    fig.savefig(IMG / "quality.png", dpi=110)
+    plt.close(fig)
+    return out + ["![nDCG@10 by mode](img/quality.png)", ""]
+
+
+def write_report() -> Path:
+    IMG.mkdir(parents=True, exist_ok=True)
+    headline: list[list[str]] = []
+    sections: list[str] = []
+    sections += quality(load_result("quality"), headline)
+    for part, render in (("encoding", encoding), ("loading", loading), ("queries", queries), ("scale", scale)):
+        result = load_result(part)
+        sections += render(result, headline) if result else [f"## {part.capitalize()}", "",
+                                                              f"Not measured yet: `.venv/bin/python bench/report.py --part {part}`.", ""]
+    machines = {_machine_line(r["machine"]).rsplit(", measured", 1)[0] for p in ("loading", "queries", "scale", "encoding")
+                if (r := load_result(p))}
+    variants = {p: _variant(r) for p in ("loading", "queries", "scale", "encoding") if (r := load_result(p))}
+    head = ["# Benchmarks", "",
+            f"Generated by `{QUICK_COMMAND if any('quick' in v for v in variants.values()) else FULL_COMMAND}` "
+            f"(full sizes: `{FULL_COMMAND}`; one part: `--part loading|queries|scale|encoding`; only rebuild this page: "
+            "`--part render`). Every part runs on a throwaway embedded Redis Stack (Redis 7.4.1, RediSearch 2.10.5).", "",
+            "Parts in this page: " + ", ".join(f"{p}: {v}" for p, v in variants.items()) + ".", "",
+            "On this machine: " + "; ".join(sorted(machines)) + ". **Noisy**: the machine is shared with other jobs "
+            "(test suites of parallel work) while these ran, so absolute times wander: compare the ratios, which are "
+            "measured side by side in the same run, methods alternating.", "",
+            "## Headline", ""]
+    head += _table(["figure", "target", "measured", ""], headline)
+    path = DOCS / "benchmarks.md"
+    path.write_text("\n".join(head + sections), encoding="utf-8")
+    return path
