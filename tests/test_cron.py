@@ -313,3 +313,21 @@ def test_the_ids_of_a_run_stay_in_redis_not_in_memory_and_are_cleaned_up(cli, re
     result = cli("load", index_name, write_jsonl(tmp_path / "a.jsonl", rows), "--text-field", "title", ok=False)
     assert result.exit_code == 4 and "line 11: id 'd3' appeared earlier in this input (" in result.stderr
     assert set(redis_client.keys("__vsearch:run:*")) == before
+
+
+def test_a_small_reload_embeds_without_torch_once_the_model_is_exported(cli, index_name, tmp_path, vsearch_home) -> None:
+    make(cli, index_name)
+    path = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    cli("load", index_name, path, "--text-field", "title")
+    cli("models", "prepare")
+    changed = [dict(r) for r in ROWS]
+    changed[4]["title"] = "a leather belt with a silver buckle"
+    write_jsonl(path, changed)
+    script = ("import sys\nfrom vsearch.cli import app\n"
+              f"try:\n    app([\"load\", {index_name!r}, {str(path)!r}, \"--text-field\", \"title\"], prog_name='vsearch')\n"
+              "except SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+              "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]" and "1 embedded" in done.stderr
+    assert cli.jsonl("query", index_name, "silver buckle belt", "-k", "1")[0]["id"] == "d4"
