@@ -16,7 +16,8 @@ from vsearch.models import encoder_for, open_image
 from vsearch.schema import IndexSpec, VectorField
 from vsearch.filters import compile_where
 from vsearch.store import Hit, document_vector, search
-from vsearch.store.search import knn_query
+from vsearch.store.search import full_text_query, knn_query, text_search
+from vsearch.hybrid import Fusion, FusionParams, Mode, hybrid_search, resolve_mode
 
 MAX_K = 10_000  # RediSearch answers at most this many KNN results (its default MAXSEARCHRESULTS caps LIMIT)
 
@@ -34,6 +35,8 @@ class QueryRequest:
     model: str | None = None  # overrides the model the index recorded
     return_fields: tuple[str, ...] | None = None  # document fields to fetch; None: all of them
     where: tuple[str, ...] = ()  # typed conditions (`year>=2012`), compiled with the escaping each field needs
+    mode: Mode | None = None  # None: hybrid for a text query on an index with TEXT fields, else vector
+    fusion: FusionParams = FusionParams()  # how hybrid mode fuses its two lists
 
 
 def combined_filter(spec: IndexSpec, request: QueryRequest) -> str | None:
@@ -48,6 +51,9 @@ def combined_filter(spec: IndexSpec, request: QueryRequest) -> str | None:
 
 def explain(spec: IndexSpec, request: QueryRequest) -> str:
     """The FT.SEARCH command `run_query` would send, with the vector left out; nothing is sent."""
+    mode = resolve_mode(spec, request.mode, request.text is not None)
+    if mode is not Mode.vector:
+        return _explain_text_mode(spec, request, mode)
     field = _target_field(spec, request)
     query = knn_query(field, combined_filter(spec, request), request.ef_runtime)
     wanted = request.k + (1 if request.like is not None else 0)
@@ -55,6 +61,21 @@ def explain(spec: IndexSpec, request: QueryRequest) -> str:
     return (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(query)} PARAMS "
             f"{6 if ef else 4} K {wanted} BLOB <{field.dim} x {field.datatype.value}>{ef} "
             f"SORTBY __vsearch_distance ASC LIMIT 0 {wanted} DIALECT 2")
+
+
+def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> str:
+    """Hybrid mode sends two commands (KNN, then BM25) and fuses their answers: one line each, then the fusion."""
+    where = combined_filter(spec, request)
+    window = max(request.fusion.window, request.k) if mode is Mode.hybrid else request.k
+    text = (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(full_text_query(spec, request.text or '', where))} "
+            f"WITHSCORES SCORER BM25STD LIMIT 0 {window} DIALECT 2")
+    if mode is Mode.text:
+        return text
+    knn = explain(spec, QueryRequest(text=request.text, field=request.field, k=window, filter=where,
+                                     ef_runtime=request.ef_runtime, mode=Mode.vector))
+    fusion = request.fusion
+    how = f"alpha={fusion.alpha:g}" if fusion.fusion is Fusion.linear else f"k={fusion.rrf_k}"
+    return f"{knn}\n{text}\nfused client-side: {fusion.fusion.value} {how}, top {request.k}"
 
 
 def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest) -> list[Hit]:
@@ -68,11 +89,31 @@ def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
         raise UsageError("the query text is empty: give words to search for, or --like ID / --vector / --image")
     if request.like is not None and not request.like:
         raise UsageError("--like needs a document id")
+    mode = resolve_mode(spec, request.mode, request.text is not None)
+    if mode is not Mode.vector:
+        return _run_text_mode(client, spec, settings, request, mode)
     field = _target_field(spec, request)
     vector = _query_vector(client, spec, settings, request, field)
     fields = list(request.return_fields) if request.return_fields is not None else None
     hits = search(client, spec, field, vector, request.k, combined_filter(spec, request), request.ef_runtime, exclude_id=request.like,
                   return_fields=fields)
+    if fields:
+        _check_returned(spec, hits, fields)
+    return hits
+
+
+def _run_text_mode(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest,
+                   mode: Mode) -> list[Hit]:
+    """--mode text (BM25 over the TEXT fields) and --mode hybrid (KNN and BM25 fused); see vsearch.hybrid."""
+    fields = list(request.return_fields) if request.return_fields is not None else None
+    where, text = combined_filter(spec, request), request.text or ""
+    if mode is Mode.text:
+        hits = text_search(client, spec, text, request.k, where, fields)
+    else:
+        field = _target_field(spec, request)
+        vector = _query_vector(client, spec, settings, request, field)
+        hits = hybrid_search(client, spec, field, vector, text, request.k, where, request.fusion, request.ef_runtime,
+                             fields)
     if fields:
         _check_returned(spec, hits, fields)
     return hits
