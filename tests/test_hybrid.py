@@ -82,6 +82,19 @@ def test_text_mode_ranks_by_bm25_over_the_text_fields(cli, products) -> None:
     assert both and hits[0]["id"] == both[0]["id"]  # a title with both words outranks one with either
 
 
+def test_text_mode_on_json_documents(cli, index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--dim", "2", "--storage", "json", "--text", "title", "--algorithm", "flat")
+    rows = [{"id": "a", "title": "red leather boots", "year": 2011, "v": [1, 0]},
+            {"id": "b", "title": "blue boots", "year": 2012, "v": [0, 1]}, {"id": "c", "title": "green tea", "v": [1, 1]}]
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("load", index_name, path, "--vector-column", "v")
+    hits = cli.jsonl("query", index_name, "leather boots", "--mode", "text")
+    assert [h["id"] for h in hits] == ["a", "b"] and hits[0]["year"] == 2011 and "v" not in hits[0]
+    titles = cli.jsonl("query", index_name, "boots", "--mode", "text", "--return", "title")
+    assert {h["id"]: h["title"] for h in titles} == {"a": "red leather boots", "b": "blue boots"}
+
+
 def test_filters_apply_to_text_and_hybrid_alike(cli, products) -> None:
     for mode in ("text", "hybrid"):
         hits = cli.jsonl("query", products, "black watch", "--mode", mode, "-k", "15", "--where", "gender=Women")
