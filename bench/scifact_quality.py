@@ -51,7 +51,8 @@ def main() -> None:
     os.environ.pop("REDIS_URL", None)
     os.environ.pop("VSEARCH_REDIS_URL", None)
     vsearch = [sys.executable, "-m", "vsearch"]
-    subprocess.run([*vsearch, "create-index", "scifact", "--algorithm", "flat", "--metric", "cosine"], check=True)
+    subprocess.run([*vsearch, "create-index", "scifact", "--algorithm", "flat", "--metric", "cosine",
+                    "--text", "title", "--text", "text"], check=True)
     started = time.perf_counter()
     subprocess.run([*vsearch, "load", "scifact", str(folder / "corpus.jsonl"), "--id-field", "_id",
                     "--text-field", "title", "--text-field", "text", "--batch-size", "512"], check=True)
@@ -66,13 +67,14 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from vsearch import config, store
+    from vsearch.hybrid import Mode
     from vsearch.query import QueryRequest, run_query
 
     settings = config.resolve()
     client = store.connect(settings)
     spec = store.get_spec(client, "scifact")
     started = time.perf_counter()
-    ranked = {qid: [hit.id for hit in run_query(client, spec, settings, QueryRequest(text=text, k=100))]
+    ranked = {qid: [hit.id for hit in run_query(client, spec, settings, QueryRequest(text=text, k=100, mode=Mode.vector))]
               for qid, text in claims.items()}
     query_seconds = time.perf_counter() - started
     from vsearch import server

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from vsearch import config, server
 from vsearch.embed import VectorFormat
 from vsearch.errors import UsageError, VsearchError
+from vsearch.hybrid import DEFAULT_ALPHA, DEFAULT_RRF_K, DEFAULT_WINDOW, Fusion, Mode
 from vsearch.output import OutputFormat, default_format, render
 from vsearch.ray_engine import Engine
 from vsearch.records import STDIN, Format
@@ -401,11 +402,21 @@ def query(
     device: Device = None,
     fmt: OutputFmt = None,
     redis_url: RedisUrl = None,
+    mode: Annotated[Optional[Mode], typer.Option(
+        "--mode", help="vector: KNN (the default); text: BM25 over the index's TEXT fields; hybrid: both, fused "
+        "(query TEXT only: --like, --vector and --image search the vectors).")] = None,
+    fusion: Annotated[Fusion, typer.Option(
+        "--fusion", help="Hybrid fusion: linear (min-max normalised scores, alpha * vector + (1 - alpha) * text) "
+        "or rrf (reciprocal rank fusion).")] = Fusion.linear,
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Linear fusion: weight of the vector side.")] = DEFAULT_ALPHA,
+    window: Annotated[int, typer.Option("--window", min=1, help="Hybrid: candidates taken from each side before fusing (at least -k).")] = DEFAULT_WINDOW,
+    rrf_k: Annotated[int, typer.Option("--rrf-k", min=0, help="RRF: the constant k in 1 / (k + rank).")] = DEFAULT_RRF_K,
 ) -> None:
-    """KNN or range search by text, image, vector or stored document, with optional filters; one query or a batch.
+    """Search by text, image, vector or stored document (KNN, range, BM25 or hybrid), with optional filters; one query or a batch.
 
-    Scores: COSINE indexes give cosine similarity (1 = identical), IP the inner product (higher is closer),
-    L2 the Euclidean distance (lower is closer).
+    Scores, higher is better unless said: vector mode on COSINE indexes gives cosine similarity (1 = identical),
+    IP the inner product, L2 the Euclidean distance (lower is closer); text mode the BM25 score (comparable
+    within one query only); hybrid the fused score: linear in [0, 1], rrf the sum of 1 / (rrf_k + rank).
 
     Example: vsearch query products "black leather watch for men" -k 5 --where gender=Men
     """
@@ -422,7 +433,8 @@ def query(
     request = use_case.QueryRequest(
         text=text, image=image, vector=vector, like=like, field=field, k=k, offset=offset, filter=filter_expression,
         ef_runtime=ef_runtime, model=model, return_fields=tuple(keep) if keep else None, where=tuple(where or ()),
-        min_score=min_score, max_distance=max_distance, cache=not no_cache, cache_ttl=cache_ttl)
+        min_score=min_score, max_distance=max_distance, cache=not no_cache, cache_ttl=cache_ttl,
+        mode=mode, fusion=use_case.FusionParams(fusion, window, alpha, rrf_k))
     if explain_only:
         typer.echo(use_case.explain(spec, request))
         return

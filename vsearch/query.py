@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -25,6 +25,8 @@ from vsearch.models import encoder_for, model_name_for, open_image
 from vsearch.schema import IndexSpec, VectorField
 from vsearch.store import Hit, document_vector
 from vsearch.store.search import VectorSearch, range_radius, search_command, search_many
+from vsearch.store.search import full_text_query, text_search
+from vsearch.hybrid import Fusion, FusionParams, Mode, hybrid_search, resolve_mode
 
 MAX_K = 10_000  # RediSearch answers at most this many results (its default MAXSEARCHRESULTS caps LIMIT)
 DEFAULT_K = 10
@@ -49,6 +51,9 @@ class QueryRequest:
     max_distance: float | None = None  # a range query on an L2 index: every hit at most this far
     cache: bool = True  # look text queries up in, and add them to, the query-embedding cache
     cache_ttl: int = query_cache.DEFAULT_TTL
+
+    mode: Mode | None = None  # None: hybrid for a text query on an index with TEXT fields, else vector
+    fusion: FusionParams = FusionParams()  # how hybrid mode fuses its two lists
 
 
 @dataclass(frozen=True)
@@ -89,11 +94,29 @@ def vector_search(spec: IndexSpec, request: QueryRequest, field: VectorField | N
 
 
 def explain(spec: IndexSpec, request: QueryRequest) -> str:
-    """The FT.SEARCH command `run_query` would send, with the vector shown as a placeholder; nothing is sent."""
+    """The FT.SEARCH command(s) `run_query` would send, with the vector shown as a placeholder; nothing is sent."""
+    mode = resolve_mode(spec, request.mode, request.text is not None)
+    if mode is not Mode.vector:
+        return _explain_text_mode(spec, request, mode)
     plan = vector_search(spec, request)
     command = search_command(spec, plan, np.zeros(plan.field.dim, dtype=np.float32))
     blob = f"<{plan.field.dim} x {plan.field.datatype.value}>"
     return " ".join(blob if isinstance(part, bytes) else shlex.quote(str(part)) for part in command)
+
+
+def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> str:
+    """Hybrid mode sends two commands (KNN, then BM25) and fuses their answers: one line each, then the fusion."""
+    where = combined_filter(spec, request)
+    window = max(request.fusion.window, request.k) if mode is Mode.hybrid else request.k
+    text = (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(full_text_query(spec, request.text or '', where))} "
+            f"WITHSCORES SCORER BM25STD LIMIT 0 {window} DIALECT 2")
+    if mode is Mode.text:
+        return text
+    knn = explain(spec, QueryRequest(text=request.text, field=request.field, k=window, filter=where,
+                                     ef_runtime=request.ef_runtime, mode=Mode.vector))
+    fusion = request.fusion
+    how = f"alpha={fusion.alpha:g}" if fusion.fusion is Fusion.linear else f"k={fusion.rrf_k}"
+    return f"{knn}\n{text}\nfused client-side: {fusion.fusion.value} {how}, top {request.k}"
 
 
 def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest) -> list[Hit]:
@@ -104,6 +127,9 @@ def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
         raise UsageError("the query text is empty: give words to search for, or --like ID / --vector / --image")
     if request.like is not None and not request.like:
         raise UsageError("--like needs a document id")
+    mode = resolve_mode(spec, request.mode, request.text is not None)
+    if mode is not Mode.vector:
+        return _run_text_mode(client, spec, settings, request, mode)
     plan = vector_search(spec, request)
     vector = _query_vector(client, spec, settings, request, plan.field)
     hits = search_many(client, spec, plan, [vector])[0]
@@ -117,6 +143,10 @@ def run_batch(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
     """Each query's hits, in input order: texts embedded BATCH at a time, their searches sent in one pipeline."""
     if any(x is not None for x in (request.text, request.image, request.vector, request.like)):
         raise UsageError("--batch reads the query texts from its file: give no TEXT, --image, --vector or --like")
+    if resolve_mode(spec, request.mode, True) is not Mode.vector:  # text and hybrid: one query at a time
+        for query in queries:
+            yield query, run_query(client, spec, settings, replace(request, text=query.text))
+        return
     plan = vector_search(spec, request)
     items = iter(queries)
     while chunk := list(islice(items, BATCH)):
@@ -148,6 +178,27 @@ def _fingerprint(model: str) -> str | None:
         return model_fingerprint(model)
     except (ModelError, OSError):
         return None
+
+
+def _run_text_mode(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest,
+                   mode: Mode) -> list[Hit]:
+    """--mode text (BM25 over the TEXT fields) and --mode hybrid (KNN and BM25 fused); see vsearch.hybrid."""
+    if request.offset or request.min_score is not None or request.max_distance is not None:
+        raise UsageError("--offset, --min-score and --max-distance go with --mode vector")
+    k = request.k if request.k is not None else DEFAULT_K
+    if k < 1 or k > MAX_K:
+        raise UsageError(f"-k must be between 1 and {MAX_K:,}, not {k:,} (RediSearch returns at most {MAX_K:,} results)")
+    fields = list(request.return_fields) if request.return_fields is not None else None
+    where, text = combined_filter(spec, request), request.text or ""
+    if mode is Mode.text:
+        hits = text_search(client, spec, text, k, where, fields)
+    else:
+        field = _target_field(spec, request)
+        vector = _query_vector(client, spec, settings, request, field)
+        hits = hybrid_search(client, spec, field, vector, text, k, where, request.fusion, request.ef_runtime, fields)
+    if fields:
+        _check_returned(spec, hits, fields)
+    return hits
 
 
 def _check_returned(spec: IndexSpec, hits: list[Hit], fields: list[str]) -> None:

@@ -1,5 +1,5 @@
-"""Vector search: KNN (top k) and range (every match within a distance) queries, best hit first, as `Hit`
-dataclasses with the user's ids and comparable scores; one query, or many sent in one pipeline."""
+"""Vector and full-text search: KNN (top k), range (every match within a distance) and BM25 queries, best hit
+first, as `Hit` dataclasses with the user's ids and comparable scores; one query, or many sent in one pipeline."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import redis
 
 from vsearch.errors import UsageError
-from vsearch.filters import guard_filter
-from vsearch.schema import IndexSpec, Metric, Storage, VectorField
+from vsearch.filters import guard_filter, text_query
+from vsearch.schema import FieldType, IndexSpec, Metric, Storage, VectorField
 from vsearch.store.connection import translate_errors
 from vsearch.store.documents import FINGERPRINT_FIELD
 from vsearch.store.keys import record_key
@@ -167,6 +167,57 @@ def range_radius(metric: Metric, min_score: float | None = None, max_distance: f
     return 1.0 - min_score
 
 
+TEXT_SCORER = "BM25STD"  # Okapi BM25 as the literature defines it (RediSearch's older BM25 is not normalised)
+
+
+def text_search(
+    client: redis.Redis,
+    spec: IndexSpec,
+    text: str,
+    k: int,
+    filter_expression: str | None = None,
+    return_fields: list[str] | None = None,
+) -> list[Hit]:
+    """Full-text top-k over the index's TEXT fields, any of the words, ranked by BM25; best hit first.
+
+    Each hit's score is its BM25 score: higher is better, comparable only within one query.
+    """
+    query = full_text_query(spec, text, filter_expression)
+    returns: list[Any] = []
+    if return_fields == []:
+        returns = ["NOCONTENT"]  # ids and scores only (RETURN 0 would do the same, with a different reply)
+    elif return_fields is not None:
+        paths = [(f"$.{f}", "AS", f) if spec.storage is Storage.json else (f,) for f in return_fields]
+        returns = ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
+    with translate_errors(f"full-text query on index '{spec.name}' failed"):
+        reply = client.execute_command(
+            "FT.SEARCH", spec.name, query, "WITHSCORES", "SCORER", TEXT_SCORER, *returns,
+            "LIMIT", 0, k, "DIALECT", 2,
+        )
+    stride = 2 if returns == ["NOCONTENT"] else 3
+    keys, scores = reply[1::stride], reply[2::stride]
+    contents = reply[3::stride] if stride == 3 else [[] for _ in keys]
+    prefix = _current_prefix(client, spec, keys)
+    vector_names = {v.name for v in spec.vectors}
+    return [Hit(rank, key.decode("utf-8", errors="replace")[len(prefix):], round(float(score), 6),
+                _document_fields(spec, raw, vector_names))
+            for rank, (key, score, raw) in enumerate(zip(keys, scores, contents), start=1)]
+
+
+def full_text_query(spec: IndexSpec, text: str, filter_expression: str | None = None) -> str:
+    """The FT.SEARCH query string of `text_search`: the words of `text` over every TEXT field, after the filter.
+
+    The words go through `filters.text_query` (escaped, stopwords out), so no text can make the stopword union
+    that crashes the server; the filter goes through `guard_filter`, as for KNN.
+    """
+    words = text_query(text, text_fields(spec))
+    if words is None:
+        raise UsageError("the query has no words to search for once stopwords (a, the, is, ...) are left out")
+    if filter_expression and filter_expression.strip() and filter_expression.strip() != "*":
+        return f"({guard_filter(filter_expression)}) {words}"
+    return words
+
+
 def _current_prefix(client: redis.Redis, spec: IndexSpec, keys: list[bytes]) -> str:
     """The prefix of the generation that answered: a rebuild may have swapped the alias since `spec` was read."""
     if all(key.startswith(spec.prefix.encode()) for key in keys):
@@ -200,3 +251,12 @@ def score(metric: Metric, distance: float) -> float:
     if metric is Metric.l2:
         return math.sqrt(max(distance, 0.0))  # Redis gives the squared Euclidean distance
     return 1.0 - distance  # COSINE: cosine similarity; IP: the inner product
+
+
+def text_fields(spec: IndexSpec) -> list[str]:
+    """The index's TEXT fields, which full-text search reads; a UsageError when it has none."""
+    fields = [f.name for f in spec.fields if f.type is FieldType.text]
+    if not fields:
+        raise UsageError(f"index '{spec.name}' has no TEXT field to search: recreate it with --text FIELD "
+                         "(e.g. `vsearch create-index NAME --text title --replace`), or use --mode vector")
+    return fields

@@ -1,0 +1,195 @@
+"""Query modes: fusion functions (pure), text and hybrid mode on the real server, the text path fuzzed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import one_error_line
+from vsearch.filters import STOPWORDS
+from vsearch.hybrid import linear, min_max, rrf
+
+
+def cases(n: int) -> settings:
+    # derandomized: the same cases every run, so a failure here is reproducible and never flaky
+    return settings(max_examples=n, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                    database=None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fusion functions
+
+
+def test_rrf_adds_reciprocal_ranks() -> None:
+    fused = dict(rrf([["a", "b", "c"], ["c", "a"]], k=60))
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["b"] == pytest.approx(1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert [doc for doc, _ in rrf([["a", "b", "c"], ["c", "a"]], k=60)] == ["a", "c", "b"]
+
+
+def test_min_max_rescales_to_the_unit_interval() -> None:
+    assert min_max([3.0, 1.0, 2.0]) == [1.0, 0.0, 0.5]
+    assert min_max([0.7]) == [1.0]  # a lone candidate is its list's best
+    assert min_max([2.0, 2.0]) == [1.0, 1.0]
+    assert min_max([]) == []
+
+
+def test_linear_is_a_convex_combination_of_normalised_scores() -> None:
+    vector = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
+    text = [("c", 12.0), ("d", 8.0), ("a", 4.0)]
+    fused = dict(linear(vector, text, alpha=0.25))
+    assert fused["a"] == pytest.approx(0.25 * 1.0 + 0.75 * 0.0)
+    assert fused["b"] == pytest.approx(0.25 * 0.5)  # absent from the text list: 0 there
+    assert fused["c"] == pytest.approx(0.25 * 0.0 + 0.75 * 1.0)
+    assert fused["d"] == pytest.approx(0.75 * 0.5)
+    assert [doc for doc, _ in linear(vector, text, alpha=1.0)][:3] == ["a", "b", "c"]
+
+
+ranked_lists = st.lists(st.tuples(st.sampled_from("abcdefghij"), st.floats(-50, 50)), max_size=10).map(
+    lambda pairs: sorted(dict(pairs).items(), key=lambda p: -p[1]))
+
+
+@cases(300)
+@given(vector=ranked_lists, text=ranked_lists, alpha=st.floats(0, 1), k=st.integers(0, 100))
+def test_fusions_rank_the_union_best_first(vector, text, alpha, k) -> None:
+    union = {d for d, _ in vector} | {d for d, _ in text}
+    for fused in (linear(vector, text, alpha), rrf([[d for d, _ in vector], [d for d, _ in text]], k)):
+        assert {d for d, _ in fused} == union and len(fused) == len(union)
+        scores = [s for _, s in fused]
+        assert scores == sorted(scores, reverse=True)
+    assert all(-1e-9 <= s <= 1 + 1e-9 for _, s in linear(vector, text, alpha))
+    if vector and text and vector[0][0] == text[0][0]:  # best on both sides: best fused, whatever the weights
+        assert linear(vector, text, alpha)[0][1] == pytest.approx(1.0)
+        assert rrf([[d for d, _ in vector], [d for d, _ in text]], k)[0][0] == vector[0][0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# On the real server, through the CLI
+
+
+def test_text_mode_ranks_by_bm25_over_the_text_fields(cli, products) -> None:
+    hits = cli.jsonl("query", products, "leather belt", "--mode", "text", "-k", "20")
+    names = [h["productDisplayName"].lower() for h in hits]
+    assert hits and all("leather" in n or "belt" in n for n in names)  # `belts` too: RediSearch stems English
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    both = [h for h, n in zip(hits, names) if "leather" in n and "belt" in n]
+    assert both and hits[0]["id"] == both[0]["id"]  # a title with both words outranks one with either
+
+
+def test_text_mode_on_json_documents(cli, index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--dim", "2", "--storage", "json", "--text", "title", "--algorithm", "flat")
+    rows = [{"id": "a", "title": "red leather boots", "year": 2011, "v": [1, 0]},
+            {"id": "b", "title": "blue boots", "year": 2012, "v": [0, 1]}, {"id": "c", "title": "green tea", "v": [1, 1]}]
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("load", index_name, path, "--vector-column", "v")
+    hits = cli.jsonl("query", index_name, "leather boots", "--mode", "text")
+    assert [h["id"] for h in hits] == ["a", "b"] and hits[0]["year"] == 2011 and "v" not in hits[0]
+    titles = cli.jsonl("query", index_name, "boots", "--mode", "text", "--return", "title")
+    assert {h["id"]: h["title"] for h in titles} == {"a": "red leather boots", "b": "blue boots"}
+
+
+def test_filters_apply_to_text_and_hybrid_alike(cli, products) -> None:
+    for mode in ("text", "hybrid"):
+        hits = cli.jsonl("query", products, "black watch", "--mode", mode, "-k", "15", "--where", "gender=Women")
+        assert hits and all(h["gender"] == "Women" for h in hits), mode
+        raw = cli.jsonl("query", products, "black watch", "--mode", mode, "-k", "15", "--filter", "@year:[2012 2012]")
+        assert raw and all(int(h["year"]) == 2012 for h in raw), mode
+
+
+def test_hybrid_fuses_what_each_side_finds(cli, products) -> None:
+    text = [h["id"] for h in cli.jsonl("query", products, "Titan watch", "--mode", "text", "-k", "5")]
+    vector = [h["id"] for h in cli.jsonl("query", products, "Titan watch", "--mode", "vector", "-k", "5")]
+    for fusion in ("linear", "rrf"):
+        hybrid = cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "--fusion", fusion, "-k", "10")
+        assert set(text[:2]) | set(vector[:2]) <= {h["id"] for h in hybrid}, fusion
+        assert [h["rank"] for h in hybrid] == list(range(1, 11))
+    scores = [h["score"] for h in cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "-k", "10")]
+    assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] <= scores[0] <= 1
+    all_vector = cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "--alpha", "1", "-k", "5")
+    assert [h["id"] for h in all_vector] == vector
+
+
+def test_default_mode_is_vector_and_hybrid_is_asked_for(cli, products, index_name, tmp_path) -> None:
+    default = cli.jsonl("query", products, "red t-shirt for men", "-k", "5")
+    assert default == cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "vector")
+    fused = cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "hybrid")
+    assert len(fused) == 5 and all(0.0 <= h["score"] <= 1.0 for h in fused)
+    like = cli.jsonl("query", products, "--like", default[0]["id"], "-k", "3")
+    assert like == cli.jsonl("query", products, "--like", default[0]["id"], "-k", "3", "--mode", "vector")
+    cli("create-index", index_name, "--algorithm", "flat")
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in
+                            enumerate(["a red shirt", "a blue car", "green tea"])))
+    cli("load", index_name, path, "--text-field", "text")
+    plain = cli.jsonl("query", index_name, "shirt", "-k", "3")  # no TEXT field: vector, cosine similarity
+    assert plain[0]["id"] == "0" and plain == cli.jsonl("query", index_name, "shirt", "-k", "3", "--mode", "vector")
+    no_text = cli("query", index_name, "shirt", "--mode", "text", ok=False)
+    assert no_text.exit_code == 2 and "no TEXT field" in one_error_line(no_text)
+    assert cli("query", index_name, "shirt", "--mode", "hybrid", ok=False).exit_code == 2
+
+
+def test_text_modes_refuse_what_they_cannot_search(cli, products) -> None:
+    like = cli("query", products, "--like", "1653", "--mode", "text", ok=False)
+    assert like.exit_code == 2 and "--mode text needs query TEXT" in one_error_line(like)
+    vector = cli("query", products, "--vector", "[1, 2]", "--mode", "hybrid", ok=False)
+    assert vector.exit_code == 2 and "--mode hybrid needs query TEXT" in one_error_line(vector)
+    stop = cli("query", products, "the is a", "--mode", "text", ok=False)
+    assert stop.exit_code == 2 and "no words to search for" in one_error_line(stop)
+    alpha = cli("query", products, "watch", "--alpha", "1.5", ok=False)
+    assert alpha.exit_code == 2 and "Traceback" not in alpha.output
+
+
+def test_hybrid_with_only_stopwords_ranks_by_the_vector_side(cli, products) -> None:
+    # the same window as -k: the sample index is HNSW, whose top 5 of 100 candidates may differ from its KNN 5
+    hybrid = cli.jsonl("query", products, "the is a", "--mode", "hybrid", "--fusion", "rrf", "-k", "5", "--window", "5")
+    vector = cli.jsonl("query", products, "the is a", "--mode", "vector", "-k", "5")
+    assert [h["id"] for h in hybrid] == [h["id"] for h in vector]
+
+
+def test_explain_shows_both_commands_of_hybrid_mode(cli, products, redis_client) -> None:
+    calls = int(redis_client.info("commandstats").get("cmdstat_FT.SEARCH", {}).get("calls", 0))
+    out = cli("query", products, "the red shirt", "--where", "gender=Men", "--window", "50", "--explain").stdout
+    knn, text, fusion = out.splitlines()
+    assert knn.startswith("FT.SEARCH sample-products '(@gender:{Men})=>[KNN $K") and "K 50 " in knn
+    assert text == ("FT.SEARCH sample-products '(@gender:{Men}) @productDisplayName:(red|shirt)' "
+                    "WITHSCORES SCORER BM25STD LIMIT 0 50 DIALECT 2")
+    assert fusion.startswith("fused client-side: linear alpha=")
+    assert int(redis_client.info("commandstats").get("cmdstat_FT.SEARCH", {}).get("calls", 0)) == calls
+
+
+# The words that matter for the server's stopword crash, mixed with arbitrary text: punctuation, RediSearch
+# syntax, non-ASCII, control characters.
+fuzz_words = st.lists(st.one_of(st.sampled_from(sorted(STOPWORDS)), st.sampled_from(["watch", "Men's", "t-shirt"]),
+                                 st.text(max_size=12)), min_size=1, max_size=8).map(" ".join)
+
+
+@cases(150)
+@given(text=fuzz_words)
+def test_any_text_in_text_mode_answers_or_says_why(cli, products, redis_client, text) -> None:
+    result = cli("query", products, text, "--mode", "text", "-k", "3", "-f", "jsonl", ok=False)
+    assert redis_client.ping()  # the server is alive: no query string made it crash
+    assert "Traceback" not in result.output
+    if result.exit_code != 0:
+        assert result.exit_code == 2, result.output
+        line = one_error_line(result)
+        assert "no words to search for" in line or "query text is empty" in line, line
+    else:
+        hits = [json.loads(line) for line in result.stdout.splitlines()]
+        assert all(math.isfinite(h["score"]) for h in hits)
+
+
+@cases(25)
+@given(text=fuzz_words)
+def test_any_text_in_hybrid_mode_answers_or_says_why(cli, products, redis_client, text) -> None:
+    result = cli("query", products, text, "--mode", "hybrid", "-k", "3", "-f", "jsonl", "--where", "gender=Men", ok=False)
+    assert redis_client.ping()
+    assert result.exit_code in (0, 2) and "Traceback" not in result.output, result.output
+    if result.exit_code == 0:
+        assert all(json.loads(line)["gender"] == "Men" for line in result.stdout.splitlines())

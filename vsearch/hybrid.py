@@ -1,0 +1,148 @@
+"""Query modes beyond KNN: full-text (BM25) and hybrid, two ranked lists fused on the client.
+
+Redis fuses server-side only from 8.4 (`FT.HYBRID`); the embedded Redis Stack 7.4 cannot, so vsearch asks for the
+best `window` documents of each side (KNN and BM25, the same filter on both) and fuses them here:
+- `rrf`: reciprocal rank fusion, score = sum over the lists of 1 / (rrf_k + rank); ranks only, no scores.
+- `linear`: each list's scores min-max normalised to [0, 1] (a document absent from a list gets 0 there), then
+  alpha * vector + (1 - alpha) * text.
+The fusion functions are pure (ids and scores in, ids and scores out) so they are tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from vsearch.errors import UsageError
+
+if TYPE_CHECKING:  # the CLI imports the enums at start-up: keep redis and numpy out of that
+    import numpy as np
+    import redis
+
+    from vsearch.schema import IndexSpec, VectorField
+    from vsearch.store import Hit
+
+
+class Mode(str, Enum):
+    vector = "vector"
+    text = "text"
+    hybrid = "hybrid"
+
+
+class Fusion(str, Enum):
+    rrf = "rrf"
+    linear = "linear"
+
+
+# Defaults tuned on SciFact's train claims, reported on its test claims (bench/hybrid_quality.py).
+DEFAULT_WINDOW = 100
+DEFAULT_ALPHA = 0.5
+DEFAULT_RRF_K = 60
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    fusion: Fusion = Fusion.linear
+    window: int = DEFAULT_WINDOW  # candidates asked of each side; at least k are asked
+    alpha: float = DEFAULT_ALPHA  # linear: the weight of the vector side
+    rrf_k: int = DEFAULT_RRF_K
+
+    def check(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise UsageError(f"--alpha must be between 0 and 1 (the weight of the vector side), not {self.alpha:g}")
+        if self.window < 1:
+            raise UsageError(f"--window must be at least 1, not {self.window}")
+        if self.rrf_k < 0:
+            raise UsageError(f"--rrf-k must be 0 or more, not {self.rrf_k}")
+
+
+# Off until the merged query path (cache, batch, range) is measured with it; `--mode hybrid` asks for it.
+HYBRID_BY_DEFAULT = False
+
+
+def resolve_mode(spec: IndexSpec, mode: Mode | None, has_text: bool) -> Mode:
+    """The mode a query runs in: the one asked for, else hybrid for query text on an index with TEXT fields."""
+    from vsearch.schema import FieldType
+
+    if mode is None:
+        text_fields = any(f.type is FieldType.text for f in spec.fields)
+        return Mode.hybrid if HYBRID_BY_DEFAULT and has_text and text_fields else Mode.vector
+    if mode is not Mode.vector and not has_text:
+        raise UsageError(f"--mode {mode.value} needs query TEXT: --like, --vector and --image search the vectors "
+                         "only (--mode vector)")
+    return mode
+
+
+Ranked = Sequence[tuple[str, float]]  # (id, score), best first
+
+
+def rrf(rankings: Sequence[Sequence[str]], k: int = DEFAULT_RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of ranked id lists: score(d) = sum of 1 / (k + rank of d), ranks from 1.
+
+    Ties keep the order in which the documents were first met (the first list first), so the result is stable.
+    """
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def min_max(scores: Sequence[float]) -> list[float]:
+    """Scores rescaled to [0, 1], best 1; when all are equal (one candidate, say) all are the best, 1."""
+    if not scores:
+        return []
+    low, high = min(scores), max(scores)
+    if high == low:
+        return [1.0] * len(scores)
+    return [(s - low) / (high - low) for s in scores]
+
+
+def linear(vector: Ranked, text: Ranked, alpha: float) -> list[tuple[str, float]]:
+    """Convex combination of min-max normalised scores: alpha * vector + (1 - alpha) * text.
+
+    Both lists hold higher-is-better scores. A document missing from one list scores 0 on that side (the
+    lowest a candidate of that list can score), as in Bruch et al., "An Analysis of Fusion Functions for
+    Hybrid Retrieval" (2023). Ties keep first-met order.
+    """
+    fused: dict[str, float] = {}
+    for weight, ranked in ((alpha, vector), (1.0 - alpha, text)):
+        for (doc, _), norm in zip(ranked, min_max([score for _, score in ranked])):
+            fused[doc] = fused.get(doc, 0.0) + weight * norm
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def fuse(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], k: int, params: FusionParams,
+         lower_is_better: bool = False) -> list[Hit]:
+    """The top k of the two hit lists fused; each hit keeps its document fields, its score is the fused one."""
+    from vsearch.store import Hit
+
+    if params.fusion is Fusion.rrf:
+        ranked = rrf([[h.id for h in vector_hits], [h.id for h in text_hits]], params.rrf_k)
+    else:
+        sign = -1.0 if lower_is_better else 1.0  # L2 indexes report distances
+        ranked = linear([(h.id, sign * h.score) for h in vector_hits], [(h.id, h.score) for h in text_hits],
+                        params.alpha)
+    fields = {h.id: h.fields for h in text_hits} | {h.id: h.fields for h in vector_hits}
+    return [Hit(rank, doc, round(score, 6), fields[doc]) for rank, (doc, score) in enumerate(ranked[:k], start=1)]
+
+
+def hybrid_search(client: redis.Redis, spec: IndexSpec, field: VectorField, vector: np.ndarray, text: str, k: int,
+                  filter_expression: str | None, params: FusionParams, ef_runtime: int | None = None,
+                  return_fields: list[str] | None = None) -> list[Hit]:
+    """KNN and BM25 candidates (`params.window` each, the same filter on both), fused; best first."""
+    from vsearch.filters import text_query
+    from vsearch.schema import Metric
+    from vsearch.store.search import search, text_fields, text_search
+
+    params.check()
+    window = max(params.window, k)
+    text_fields(spec)  # an index without TEXT fields: say so before searching anything
+    vector_hits = search(client, spec, field, vector, window, filter_expression, ef_runtime,
+                         return_fields=return_fields)
+    # A query made only of stopwords has no full-text side: the vector side alone ranks it.
+    text_hits = (text_search(client, spec, text, window, filter_expression, return_fields)
+                 if text_query(text) is not None else [])
+    return fuse(vector_hits, text_hits, k, params, lower_is_better=field.metric is Metric.l2)
