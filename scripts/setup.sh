@@ -39,4 +39,5 @@ fi
 
 "$VENV/bin/vsearch" server setup
 # Export the default text model to ONNX once, so the first text query starts fast (offline, ~30 s once).
-"$VENV/bin/vsearch" models prepare
+"$VENV/bin/vsearch" models prepare \
+  || echo "setup: no fast query model yet; the first text query will make it" >&2
