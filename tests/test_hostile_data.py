@@ -153,3 +153,12 @@ def test_image_paths_stay_inside_the_image_root(cli, index_name, tmp_path) -> No
     assert "leaves the image root" in result.stderr and "not found" not in result.stderr
     wider = cli("load", index_name, path, "--image-field", "image", "--image-root", tmp_path, ok=False)
     assert wider.exit_code == 4 and "1 rejected" in wider.stderr and "image file not found" in wider.stderr
+
+
+def test_a_jsonl_row_stays_one_line_for_every_reader(cli, index_name, tmp_path) -> None:
+    """U+0085, U+2028 and U+2029 are legal raw in JSON strings, but str.splitlines breaks lines on them."""
+    cli("create-index", index_name, "--dim", "2")
+    rows = [{"id": "a\x85b\u2028c\u2029d", "v": [1, 0]}]
+    cli("load", index_name, jsonl(tmp_path / "a.jsonl", rows), "--vector-column", "v")
+    out = cli("query", index_name, "--vector", "[1, 0]", "--format", "jsonl").stdout
+    assert len(out.splitlines()) == 1 and json.loads(out)["id"] == rows[0]["id"]

@@ -155,7 +155,8 @@ def test_hybrid_with_only_stopwords_ranks_by_the_vector_side(cli, products) -> N
 
 def test_explain_shows_both_commands_of_hybrid_mode(cli, products, redis_client) -> None:
     calls = int(redis_client.info("commandstats").get("cmdstat_FT.SEARCH", {}).get("calls", 0))
-    out = cli("query", products, "the red shirt", "--where", "gender=Men", "--window", "50", "--explain").stdout
+    out = cli("query", products, "the red shirt", "--mode", "hybrid", "--where", "gender=Men", "--window", "50",
+              "--explain").stdout
     knn, text, fusion = out.splitlines()
     assert knn.startswith("FT.SEARCH sample-products '(@gender:{Men})=>[KNN $K") and "K 50 " in knn
     assert text == ("FT.SEARCH sample-products '(@gender:{Men}) @productDisplayName:(red|shirt)' "

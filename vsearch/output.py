@@ -24,6 +24,18 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
+# Characters that Python's str.splitlines (and some other readers) take as line breaks, which JSON allows raw
+# inside strings: escaped, so one JSONL row stays one line for every reader.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029", "\x1c": "\\u001c",
+                "\x1d": "\\u001d", "\x1e": "\\u001e", "\x0b": "\\u000b", "\x0c": "\\u000c"}
+_LINE_BREAK_TABLE = str.maketrans(_LINE_BREAKS)
+
+
+def json_line(row: object) -> str:
+    """One JSONL line: UTF-8 text as it is, except characters any reader could split a line on."""
+    return json.dumps(row, ensure_ascii=False).translate(_LINE_BREAK_TABLE)
+
+
 def default_format(stream: IO[str]) -> OutputFormat:
     return OutputFormat.table if stream.isatty() else OutputFormat.jsonl
 
@@ -33,7 +45,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str | None 
     stream = stream or sys.stdout
     if fmt is OutputFormat.jsonl:
         for row in rows:
-            stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+            stream.write(json_line(row) + "\n")
     elif fmt is OutputFormat.json:
         stream.write(json.dumps(list(rows), ensure_ascii=False, indent=2) + "\n")
     elif fmt is OutputFormat.csv:

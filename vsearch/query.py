@@ -107,7 +107,8 @@ def explain(spec: IndexSpec, request: QueryRequest) -> str:
 def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> str:
     """Hybrid mode sends two commands (KNN, then BM25) and fuses their answers: one line each, then the fusion."""
     where = combined_filter(spec, request)
-    window = max(request.fusion.window, request.k) if mode is Mode.hybrid else request.k
+    k = request.k if request.k is not None else DEFAULT_K
+    window = max(request.fusion.window, k) if mode is Mode.hybrid else k
     text = (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(full_text_query(spec, request.text or '', where))} "
             f"WITHSCORES SCORER BM25STD LIMIT 0 {window} DIALECT 2")
     if mode is Mode.text:
@@ -116,7 +117,7 @@ def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> st
                                      ef_runtime=request.ef_runtime, mode=Mode.vector))
     fusion = request.fusion
     how = f"alpha={fusion.alpha:g}" if fusion.fusion is Fusion.linear else f"k={fusion.rrf_k}"
-    return f"{knn}\n{text}\nfused client-side: {fusion.fusion.value} {how}, top {request.k}"
+    return f"{knn}\n{text}\nfused client-side: {fusion.fusion.value} {how}, top {k}"
 
 
 def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest) -> list[Hit]:
