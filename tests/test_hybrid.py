@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import one_error_line
 from vsearch.filters import STOPWORDS
-from vsearch.hybrid import linear, min_max, rrf
+from vsearch.hybrid import HYBRID_BY_DEFAULT, linear, min_max, rrf
 
 
 def cases(n: int) -> settings:
@@ -116,9 +116,10 @@ def test_hybrid_fuses_what_each_side_finds(cli, products) -> None:
     assert [h["id"] for h in all_vector] == vector
 
 
-def test_default_mode_is_hybrid_for_text_on_an_index_with_text_fields(cli, products, index_name, tmp_path) -> None:
+def test_default_mode_and_indexes_without_text_fields(cli, products, index_name, tmp_path) -> None:
     default = cli.jsonl("query", products, "red t-shirt for men", "-k", "5")
-    assert default == cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "hybrid")
+    mode = "hybrid" if HYBRID_BY_DEFAULT else "vector"
+    assert default == cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", mode)
     like = cli.jsonl("query", products, "--like", default[0]["id"], "-k", "3")
     assert like == cli.jsonl("query", products, "--like", default[0]["id"], "-k", "3", "--mode", "vector")
     cli("create-index", index_name, "--algorithm", "flat")

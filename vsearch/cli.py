@@ -347,8 +347,8 @@ def query(
     fmt: OutputFmt = None,
     redis_url: RedisUrl = None,
     mode: Annotated[Optional[Mode], typer.Option(
-        "--mode", help="vector: KNN; text: BM25 over the index's TEXT fields; hybrid: both, fused. Default: hybrid "
-        "for query TEXT on an index with TEXT fields, else vector (--like, --vector, --image are vector only).")] = None,
+        "--mode", help="vector: KNN; text: BM25 over the index's TEXT fields; hybrid: both, fused. Default: vector "
+        "(--like, --vector, --image are vector only).")] = None,
     fusion: Annotated[Fusion, typer.Option(
         "--fusion", help="Hybrid fusion: linear (min-max normalised scores, alpha * vector + (1 - alpha) * text) "
         "or rrf (reciprocal rank fusion).")] = Fusion.linear,

@@ -35,7 +35,7 @@ class QueryRequest:
     model: str | None = None  # overrides the model the index recorded
     return_fields: tuple[str, ...] | None = None  # document fields to fetch; None: all of them
     where: tuple[str, ...] = ()  # typed conditions (`year>=2012`), compiled with the escaping each field needs
-    mode: Mode | None = None  # None: hybrid for a text query on an index with TEXT fields, else vector
+    mode: Mode | None = None  # None: vsearch.hybrid.resolve_mode decides
     fusion: FusionParams = FusionParams()  # how hybrid mode fuses its two lists
 
 
