@@ -229,16 +229,10 @@ def _check_known_dimensions(spec: IndexSpec, plan: LoadPlan, settings: Settings,
     for vector, override in ((plan.text_vector, request.model), (plan.image_vector, request.image_model)):
         if vector is None:
             continue
-        name = _model_name(vector, override, settings)
+        name = model_name_for(vector, override, settings)
         dim = known_dim(name)
         if dim is not None and dim != vector.dim:
             raise ModelError(_dimension_message(spec, vector, name, dim))
-
-
-def _model_name(vector: VectorField, override: str | None, settings: Settings) -> str:
-    if vector.embeds == "image":
-        return override or vector.model or settings.image_model
-    return override or vector.model or settings.model
 
 
 def _dimension_message(spec: IndexSpec, vector: VectorField, model: str, dim: int) -> str:
@@ -462,7 +456,7 @@ class _Run:
 
     def _model(self, vector: VectorField) -> str:
         override = self.request.image_model if vector.embeds == "image" else self.request.model
-        return _model_name(vector, override, self.settings)
+        return model_name_for(vector, override, self.settings)
 
     # -- embedding ---------------------------------------------------------------------------------
 

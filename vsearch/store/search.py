@@ -124,11 +124,6 @@ def query_string(request: VectorSearch) -> str:
     return f"{prefilter or '*'}=>[KNN $K @{name} $BLOB{ef} AS {DISTANCE}]"
 
 
-def knn_query(vector_field: VectorField, filter_expression: str | None, ef_runtime: int | None) -> str:
-    """The KNN query string (kept for callers that only need that)."""
-    return query_string(VectorSearch(vector_field, 1, filter=filter_expression, ef_runtime=ef_runtime))
-
-
 def _hits(client: redis.Redis, spec: IndexSpec, request: VectorSearch, reply: list[Any]) -> list[Hit]:
     prefix = _current_prefix(client, spec, reply[1::2])
     vector_names = {v.name for v in spec.vectors}
