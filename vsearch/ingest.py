@@ -30,7 +30,7 @@ from vsearch.schema import IndexSpec, VectorField
 from vsearch import store
 from vsearch.fields import document_fields, document_id, given_vector, image_path, joined_text
 from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
-from vsearch.store.definitions import get_spec, index_stats
+from vsearch.store.definitions import get_spec, index_stats, purge_replaced_entries
 from vsearch.store.documents import FIELDS_DIGEST, Document, StoredState, read_states, read_vectors, scan_ids
 from vsearch.store.keys import NAMESPACE
 from vsearch.store.lock import index_lock
@@ -180,6 +180,9 @@ def run_load(
             finally:
                 run.forget_ids()
             run.check_indexed()
+            if (run.replaced or report.deleted) and not request.dry_run and not purge_replaced_entries(client, spec):
+                warn("Redis refused FT.DEBUG GC_FORCEINVOKE: full-text scores of this index are unreliable until "
+                     "its garbage collector has run")
         report.documents = index_stats(client, get_spec(client, request.name)).documents
     report.seconds = time.perf_counter() - started
     return report
@@ -258,6 +261,7 @@ class _Run:
         # the input's size: a hash id -> where it was read, for duplicates and for what --prune must keep.
         self.seen_key = f"{NAMESPACE}run:{secrets.token_hex(8)}:ids"
         self.unidentified = 0  # rejected records whose id could not be read: --prune cannot know them
+        self.replaced = 0  # documents rewritten in place, whose old index entries linger until purged
         self.encoders: dict[str, Encoder] = {}
         self.incremental: bool | None = None  # decided by the first batch that needs a model
         self.rejects: IO[str] | None = None
@@ -405,6 +409,7 @@ class _Run:
         self.report.skipped += skipped
         self.report.embedded += sum(1 for c in to_write if c.embedded)
         self.report.updated += sum(1 for c in to_write if not c.embedded)
+        self.replaced += sum(1 for c in to_write if not c.new)
 
     def _stored_vectors(self, candidates: list[_Candidate], states: list[Any]) -> list[dict[str, np.ndarray]]:
         existing = [i for i, state in enumerate(states) if state is not None]

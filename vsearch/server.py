@@ -396,6 +396,10 @@ def _start(paths: ServerPaths, port: int | None, say: Callable[[str], None]) -> 
     ]
     for module in module_paths():
         args += ["--loadmodule", str(module)]
+        if module.name == "redisearch.so":
+            # Collect the entries of rewritten and deleted documents whenever asked (see
+            # store.definitions.purge_replaced_entries), not only once 100 have piled up.
+            args += ["FORK_GC_CLEAN_THRESHOLD", "0"]
     secret = password(paths.home)
     log_offset = paths.logfile.stat().st_size if paths.logfile.exists() else 0
     lock = _lock_data(paths)

@@ -177,3 +177,21 @@ def index_stats(client: redis.Redis, spec: IndexSpec) -> IndexStats:
 
 def count_documents(client: redis.Redis, name: str) -> int:
     return index_stats(client, get_spec(client, name)).documents
+
+
+def purge_replaced_entries(client: redis.Redis, spec: IndexSpec) -> bool:
+    """Make RediSearch drop the index entries of documents that were rewritten or deleted; False if it would not.
+
+    Until its garbage collector runs, RediSearch 2.10 keeps those entries, and BM25STD then counts a word in more
+    documents than the index holds: the unsigned subtraction in its IDF wraps around, the word's IDF becomes ~42,
+    and full-text ranking is noise (measured: after one reload of 3 documents, "blue boots" outscored "red leather
+    boots" for "leather boots", 103 to 98). The collector waits for FORK_GC_CLEAN_THRESHOLD deletions (100 by
+    default; the embedded server sets 0). FT.DEBUG is refused on some managed servers: then nothing changes.
+    """
+    if not any(f.type is FieldType.text for f in spec.fields):
+        return True  # no full-text statistics to repair; the collector's own pace is fine for vectors and tags
+    try:
+        client.execute_command("FT.DEBUG", "GC_FORCEINVOKE", spec.physical)
+    except (redis.ResponseError, redis.TimeoutError):
+        return False
+    return True
