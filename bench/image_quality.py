@@ -48,7 +48,7 @@ def naive(paths: list[Path]) -> np.ndarray:
     out = []
     for path in paths:
         image = Image.open(path).convert("RGB").resize((224, 224))
-        pixels = (np.asarray(image, dtype=np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        pixels = (np.asarray(image, dtype=np.float32) / 255.0 - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
         with torch.no_grad():
             features = model.extract_features(torch.from_numpy(pixels.transpose(2, 0, 1))[None])
         out.append(features.mean(dim=(2, 3))[0].numpy())

@@ -37,6 +37,9 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 
+# vsearch's own bytecode, made once: an editable install otherwise compiles its modules in every process that
+# cannot write them (PYTHONDONTWRITEBYTECODE), ~0.1 s of each command's start-up.
+"$VENV/bin/python" -m compileall -q vsearch >/dev/null
 "$VENV/bin/vsearch" server setup
 # Export the default text model to ONNX once, so the first text query starts fast (offline, ~30 s once).
 "$VENV/bin/vsearch" models prepare \

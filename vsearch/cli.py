@@ -12,10 +12,9 @@ import typer
 from typer.core import TyperGroup
 
 from vsearch import config, server
-from vsearch.embed import VectorFormat
 from vsearch.errors import UsageError, VsearchError
 from vsearch.hybrid import DEFAULT_ALPHA, DEFAULT_RRF_K, DEFAULT_WINDOW, Fusion, Mode
-from vsearch.output import OutputFormat, default_format, render
+from vsearch.output import OutputFormat, VectorFormat, default_format, render
 from vsearch.ray_engine import Engine
 from vsearch.records import STDIN, Format
 from vsearch.schema import Algorithm, DataType, Metric, Storage

@@ -11,7 +11,6 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -20,16 +19,11 @@ import numpy as np
 
 from vsearch.errors import InputError, UsageError
 from vsearch.models import Encoder, open_image
+from vsearch.output import VectorFormat
 from vsearch.records import STDIN, EXTENSIONS, Format, Record, read_lines, read_records
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 NPY_HEADER = 128  # bytes reserved for the .npy header, patched with the row count at the end
-
-
-class VectorFormat(str, Enum):
-    jsonl = "jsonl"
-    npy = "npy"
-    f32 = "f32"
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from vsearch.errors import ModelError
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
 
     from vsearch.models import Encoder
@@ -229,6 +228,8 @@ def _write_export(name: str, directory: Path, out: Path) -> None:
         "inputs": inputs, "normalize": normalize,
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    import numpy as np
+
     expected = np.asarray(model.encode(list(CHECK_TEXTS), convert_to_numpy=True), dtype=np.float32)
     got = OnnxTextEncoder(out).encode_texts(CHECK_TEXTS)
     cosine = np.sum(expected * got, axis=1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(got, axis=1))
@@ -282,6 +283,8 @@ class OnnxTextEncoder:
                                                     providers=["CPUExecutionProvider"])
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        import numpy as np
+
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Longest first, batched by length like sentence-transformers: far less padding on mixed texts.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

@@ -24,6 +24,14 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
+class VectorFormat(str, Enum):
+    """How `encode` writes vectors: JSONL rows, a NumPy .npy matrix, or raw little-endian float32."""
+
+    jsonl = "jsonl"
+    npy = "npy"
+    f32 = "f32"
+
+
 # Characters that Python's str.splitlines (and some other readers) take as line breaks, which JSON allows raw
 # inside strings: escaped, so one JSONL row stays one line for every reader.
 _LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029", "\x1c": "\\u001c",

@@ -12,9 +12,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import numpy as np
 import redis
 
 from vsearch import query_cache
@@ -26,7 +25,11 @@ from vsearch.schema import IndexSpec, VectorField
 from vsearch.store import Hit, document_vector
 from vsearch.store.search import VectorSearch, range_radius, search_command, search_many
 from vsearch.store.search import full_text_query, text_search
+from vsearch.store.vectors import QueryVector
 from vsearch.hybrid import Fusion, FusionParams, Mode, hybrid_search, resolve_mode
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_K = 10_000  # RediSearch answers at most this many results (its default MAXSEARCHRESULTS caps LIMIT)
 DEFAULT_K = 10
@@ -99,7 +102,7 @@ def explain(spec: IndexSpec, request: QueryRequest) -> str:
     if mode is not Mode.vector:
         return _explain_text_mode(spec, request, mode)
     plan = vector_search(spec, request)
-    command = search_command(spec, plan, np.zeros(plan.field.dim, dtype=np.float32))
+    command = search_command(spec, plan, bytes(4 * plan.field.dim))  # a zero vector, never sent
     blob = f"<{plan.field.dim} x {plan.field.datatype.value}>"
     return " ".join(blob if isinstance(part, bytes) else shlex.quote(str(part)) for part in command)
 
@@ -156,10 +159,11 @@ def run_batch(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
 
 
 def embed_texts(client: redis.Redis, field: VectorField, settings: Settings, request: QueryRequest,
-                texts: Sequence[str]) -> list[np.ndarray]:
+                texts: Sequence[str]) -> list[QueryVector]:
     """Query vectors for texts: from the cache where it has them; the model (loaded only then) for the rest."""
     fingerprint = _fingerprint(model_name_for(field, request.model, settings)) if request.cache else None
-    found = query_cache.get_many(client, fingerprint, texts, field.dim) if fingerprint else [None] * len(texts)
+    found: list[QueryVector | None] = (query_cache.get_many(client, fingerprint, texts, field.dim) if fingerprint
+                                       else [None] * len(texts))
     missing = [i for i, vector in enumerate(found) if vector is None]
     if missing:
         encoder = encoder_for(field, request.model, settings, query=True)
@@ -226,7 +230,7 @@ def _target_field(spec: IndexSpec, request: QueryRequest) -> VectorField:
 
 
 def _query_vector(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest,
-                  field: VectorField) -> np.ndarray:
+                  field: VectorField) -> QueryVector:
     if request.like is not None:
         return document_vector(client, spec, request.like, field)
     if request.vector is not None:
@@ -238,6 +242,8 @@ def _query_vector(client: redis.Redis, spec: IndexSpec, settings: Settings, requ
 
 def parse_vector(text: str) -> np.ndarray:
     """A JSON array of numbers, or a JSON object with one under "vector" (a line of `vsearch encode`)."""
+    import numpy as np
+
     try:
         values = json.loads(text)
         if isinstance(values, dict) and "vector" in values:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 import redis
 
 from vsearch.store.connection import translate_errors
 from vsearch.store.keys import NAMESPACE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_TTL = 7 * 24 * 3600  # seconds; a cached embedding is re-made at most once a week per query text
 PREFIX = f"{NAMESPACE}qcache:"
@@ -27,16 +30,17 @@ def cache_key(fingerprint: str, text: str) -> str:
     return f"{PREFIX}{fingerprint}:{digest}"
 
 
-def get_many(client: redis.Redis, fingerprint: str, texts: Sequence[str], dim: int | None = None) -> list[np.ndarray | None]:
-    """The cached vector of each text, None where there is none (or where it has the wrong size)."""
+def get_many(client: redis.Redis, fingerprint: str, texts: Sequence[str], dim: int | None = None) -> list[bytes | None]:
+    """The cached vector of each text as little-endian float32 bytes, None where there is none (or where it has
+    the wrong size). Bytes, not an array: a cached query then never needs numpy."""
     if not texts:
         return []
     with translate_errors("cannot read the query cache"):
         values = client.mget([cache_key(fingerprint, t) for t in texts])
-    out: list[np.ndarray | None] = []
+    out: list[bytes | None] = []
     for value in values:
         if isinstance(value, bytes) and value and len(value) % 4 == 0 and (dim is None or len(value) == 4 * dim):
-            out.append(np.frombuffer(value, dtype="<f4").copy())
+            out.append(value)
         else:
             out.append(None)
     return out
@@ -50,6 +54,8 @@ def put_many(client: redis.Redis, fingerprint: str, texts: Sequence[str], vector
     """
     if not texts:
         return True
+    import numpy as np
+
     pipe = client.pipeline(transaction=False)
     for text, vector in zip(texts, vectors):
         pipe.set(cache_key(fingerprint, text), np.asarray(vector, dtype="<f4").tobytes(), ex=ttl)

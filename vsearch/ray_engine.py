@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-
 from vsearch.config import Settings
 from vsearch.errors import ModelError, UsageError, VsearchError
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
 
     from vsearch.models import Encoder
@@ -101,6 +100,7 @@ class RayEncoder:
 
     def _spread(self, method: str, items: list[Any], batch_size: int) -> np.ndarray:
         """One contiguous share of `items` per actor, results in input order."""
+        import numpy as np
         import ray
 
         if not items:

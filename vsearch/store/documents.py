@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 import redis
 
 from vsearch.errors import StoreError
-from vsearch.schema import IndexSpec, Storage, VectorField
+from vsearch.schema import DataType, IndexSpec, Storage, VectorField
 from vsearch.store.connection import translate_errors
 from vsearch.store.vectors import bytes_vector, vector_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FINGERPRINT_FIELD = "__vsearch_fp"
 FIELDS_DIGEST = "_fields"  # the fingerprint's entry for the document's non-vector fields
@@ -47,6 +49,8 @@ def key_of(spec: IndexSpec, doc_id: str) -> str:
 
 
 def _json_body(spec: IndexSpec, doc: Document) -> str:
+    import numpy as np
+
     body: dict[str, Any] = dict(doc.fields)
     body.update({name: [float(x) for x in np.asarray(vec, dtype=np.float32)] for name, vec in doc.vectors.items()})
     if doc.fingerprint:
@@ -154,6 +158,8 @@ def read_vectors(client: redis.Redis, spec: IndexSpec, ids: Sequence[str],
             if spec.storage is Storage.json:
                 values = json.loads(raw)
                 if values:
+                    import numpy as np
+
                     found[vector.name] = np.asarray(values[0], dtype=np.float32)
             else:
                 found[vector.name] = bytes_vector(cast(bytes, raw), vector.datatype)
@@ -161,8 +167,17 @@ def read_vectors(client: redis.Redis, spec: IndexSpec, ids: Sequence[str],
     return out
 
 
-def document_vector(client: redis.Redis, spec: IndexSpec, doc_id: str, vector: VectorField) -> np.ndarray:
-    found = read_vectors(client, spec, [doc_id], [vector])[0].get(vector.name)
+def document_vector(client: redis.Redis, spec: IndexSpec, doc_id: str, vector: VectorField) -> np.ndarray | bytes:
+    """A stored document's vector: its bytes as stored where that is FLOAT32 in a HASH, else an array."""
+    found: np.ndarray | bytes | None
+    if spec.storage is Storage.hash and vector.datatype is DataType.float32:
+        with translate_errors(f"cannot read documents of index '{spec.name}'"):
+            found = cast("bytes | None", client.hget(key_of(spec, doc_id), vector.name))
+        if found is not None and len(found) != 4 * vector.dim:
+            raise StoreError(f"document '{doc_id}' in index '{spec.name}' holds a {vector.name} of {len(found)} "
+                             f"bytes, not the {4 * vector.dim} of a {vector.dim}-d FLOAT32 vector")
+    else:
+        found = read_vectors(client, spec, [doc_id], [vector])[0].get(vector.name)
     if found is None:
         others = [v.name for v in spec.vectors if v.name != vector.name]
         hint = f"; to search another vector field: --field {others[0]}" if others else ""

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import redis
 
 from vsearch.errors import UsageError
@@ -18,7 +17,7 @@ from vsearch.schema import FieldType, IndexSpec, Metric, Storage, VectorField
 from vsearch.store.connection import translate_errors
 from vsearch.store.documents import FINGERPRINT_FIELD
 from vsearch.store.keys import record_key
-from vsearch.store.vectors import vector_bytes
+from vsearch.store.vectors import QueryVector, dimensions, query_blob
 
 DISTANCE = "__vsearch_distance"
 HIDDEN = {DISTANCE, FINGERPRINT_FIELD}
@@ -55,7 +54,7 @@ def search(
     client: redis.Redis,
     spec: IndexSpec,
     vector_field: VectorField,
-    vector: np.ndarray,
+    vector: QueryVector,
     k: int,
     filter_expression: str | None = None,
     ef_runtime: int | None = None,
@@ -75,7 +74,7 @@ def search(
 
 
 def search_many(client: redis.Redis, spec: IndexSpec, request: VectorSearch,
-                vectors: Sequence[np.ndarray]) -> list[list[Hit]]:
+                vectors: Sequence[QueryVector]) -> list[list[Hit]]:
     """One search per vector, sent in one pipeline (one round trip); the hits of each, in order."""
     commands = [search_command(spec, request, vector) for vector in vectors]
     with translate_errors(f"query on index '{spec.name}' failed"):
@@ -89,13 +88,13 @@ def search_many(client: redis.Redis, spec: IndexSpec, request: VectorSearch,
     return [_hits(client, spec, request, reply) for reply in replies]
 
 
-def search_command(spec: IndexSpec, request: VectorSearch, vector: np.ndarray) -> list[Any]:
+def search_command(spec: IndexSpec, request: VectorSearch, vector: QueryVector) -> list[Any]:
     """The FT.SEARCH command for one vector."""
     field = request.field
-    if vector.shape != (field.dim,):
-        raise UsageError(f"the query vector has {vector.size} dimensions, but {field.name} in index "
-                         f"'{spec.name}' has {field.dim}")
-    params: list[Any] = ["BLOB", vector_bytes(vector, field.datatype)]
+    if (dim := dimensions(vector)) != field.dim:
+        raise UsageError(f"the query vector has {dim if dim is not None else 'not one row of'} dimensions, but "
+                         f"{field.name} in index '{spec.name}' has {field.dim}")
+    params: list[Any] = ["BLOB", query_blob(vector, field.datatype)]
     if request.radius is not None:
         params += ["RADIUS", request.radius]
     else:
