@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--gpus-per-worker", type=float, default=0.0)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3, help="local and Ray runs alternate; medians are reported")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="vsr-"))
     env = {**os.environ, "VSEARCH_HOME": str(home), "VSEARCH_CONFIG": str(home / "none.toml"), "HF_HUB_OFFLINE": "1"}
@@ -49,16 +51,24 @@ def main() -> None:
     try:
         path = write(home / "texts.jsonl", [{"id": f"d{i}", "title": t} for i, t in enumerate(texts(args.records))])
         batch = ["--batch-size", str(args.batch_size)]
-        local_s, local = timed_load(env, "bench-local", path, batch)
         ray_flags = ["--engine", "ray", "--workers", str(args.workers), "--gpus-per-worker", str(args.gpus_per_worker)]
-        ray_s, remote = timed_load(env, "bench-ray", path, [*batch, *ray_flags])
-        assert local["embedded"] == remote["embedded"] == args.records, (local, remote)
-        print(f"## Ray overhead ({args.records} records, {platform.node()}, {os.cpu_count()} CPUs, "
-              f"batch {args.batch_size}, workers {args.workers}, GPUs/worker {args.gpus_per_worker:g})\n")
-        print("| engine | seconds | records/s |\n| --- | --- | --- |")
-        print(f"| local | {local_s:.1f} | {args.records / local_s:.0f} |")
-        print(f"| ray local mode | {ray_s:.1f} | {args.records / ray_s:.0f} |")
-        print(f"\nray / local: {ray_s / local_s:.2f}x")
+        seconds: dict[str, list[float]] = {"local": [], "ray local mode": []}
+        for r in range(args.rounds):  # alternating, so that machine noise hits both alike
+            local_s, local = timed_load(env, f"bench-local-{r}", path, batch)
+            ray_s, remote = timed_load(env, f"bench-ray-{r}", path, [*batch, *ray_flags])
+            assert local["embedded"] == remote["embedded"] == args.records, (local, remote)
+            seconds["local"].append(local_s)
+            seconds["ray local mode"].append(ray_s)
+        print(f"## Ray overhead ({args.records} records, {platform.node()}, {os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.1f}, batch {args.batch_size}, workers {args.workers}, "
+              f"GPUs/worker {args.gpus_per_worker:g}; median of {args.rounds} fresh `vsearch load` processes)\n")
+        print("| engine | median s | records/s | all runs (s) |\n| --- | --- | --- | --- |")
+        for label, values in seconds.items():
+            median = statistics.median(values)
+            print(f"| {label} | {median:.1f} | {args.records / median:.0f} | {' '.join(f'{v:.1f}' for v in values)} |")
+        ratios = [r / loc for r, loc in zip(seconds["ray local mode"], seconds["local"])]
+        print(f"\nray / local: {statistics.median(ratios):.2f}x (median of the per-round ratios "
+              f"{', '.join(f'{x:.2f}' for x in ratios)})")
     finally:
         subprocess.run([*VSEARCH, "server", "stop"], env=env, capture_output=True, check=False)
         shutil.rmtree(home, ignore_errors=True)
