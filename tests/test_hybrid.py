@@ -95,6 +95,18 @@ def test_text_mode_on_json_documents(cli, index_name, tmp_path) -> None:
     assert {h["id"]: h["title"] for h in titles} == {"a": "red leather boots", "b": "blue boots"}
 
 
+def test_text_mode_matches_words_as_written(cli, index_name, tmp_path) -> None:
+    # Without VERBATIM RediSearch also matched "boot" for "boots" and scored the exact word twice (word + stem),
+    # which measured worse on SciFact; text mode now ranks the words as typed (the vector side covers wording).
+    cli("create-index", index_name, "--dim", "2", "--text", "title", "--algorithm", "flat")
+    rows = [{"id": "a", "title": "blue boots", "v": [1, 0]}, {"id": "b", "title": "boot polish", "v": [0, 1]}]
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("load", index_name, path, "--vector-column", "v")
+    assert [h["id"] for h in cli.jsonl("query", index_name, "boots", "--mode", "text")] == ["a"]
+    assert [h["id"] for h in cli.jsonl("query", index_name, "boot", "--mode", "text")] == ["b"]
+
+
 @pytest.mark.parametrize("storage", ["hash", "json"])
 def test_text_ranking_survives_reloads_and_prunes(cli, index_name, tmp_path, storage) -> None:
     # RediSearch 2.10's BM25STD counted rewritten documents' old entries: after two reloads "blue boots" scored 103
@@ -182,7 +194,7 @@ def test_explain_shows_both_commands_of_hybrid_mode(cli, products, redis_client)
     knn, text, fusion = out.splitlines()
     assert knn.startswith("FT.SEARCH sample-products '(@gender:{Men})=>[KNN $K") and "K 50 " in knn
     assert text == ("FT.SEARCH sample-products '(@gender:{Men}) @productDisplayName:(red|shirt)' "
-                    "WITHSCORES SCORER BM25STD LIMIT 0 50 DIALECT 2")
+                    "WITHSCORES SCORER BM25STD VERBATIM LIMIT 0 50 DIALECT 2")
     assert fusion.startswith("fused client-side: linear alpha=")
     assert int(redis_client.info("commandstats").get("cmdstat_FT.SEARCH", {}).get("calls", 0)) == calls
 

@@ -24,7 +24,7 @@ from vsearch.models import encoder_for, model_name_for, open_image
 from vsearch.schema import IndexSpec, VectorField
 from vsearch.store import Hit, document_vector
 from vsearch.store.search import VectorSearch, range_radius, search_command, search_many
-from vsearch.store.search import full_text_query, text_search
+from vsearch.store.search import TEXT_RANKING, full_text_query, text_search
 from vsearch.store.vectors import QueryVector
 from vsearch.hybrid import Fusion, FusionParams, Mode, hybrid_search, resolve_mode
 
@@ -113,7 +113,7 @@ def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> st
     k = request.k if request.k is not None else DEFAULT_K
     window = max(request.fusion.window, k) if mode is Mode.hybrid else k
     text = (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(full_text_query(spec, request.text or '', where))} "
-            f"WITHSCORES SCORER BM25STD LIMIT 0 {window} DIALECT 2")
+            f"WITHSCORES {' '.join(TEXT_RANKING)} LIMIT 0 {window} DIALECT 2")
     if mode is Mode.text:
         return text
     knn = explain(spec, QueryRequest(text=request.text, field=request.field, k=window, filter=where,
