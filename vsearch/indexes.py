@@ -9,7 +9,7 @@ from vsearch.config import Settings
 from vsearch.errors import UsageError
 from vsearch.models import known_dim, load_image_encoder, load_text_encoder
 from vsearch.store.keys import default_prefix
-from vsearch.schema import (IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec, Metric,
+from vsearch.schema import (HNSW_DEFAULTS, IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec, Metric,
                             Storage, VectorField, check_params, read_schema_file)
 
 
@@ -52,6 +52,8 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
     if not vectors.text and not vectors.image:
         raise UsageError("an index needs a vector field: drop --no-text-vector or add --image")
     params = check_params(vectors.algorithm, {k: v for k, v in vectors.params.items() if v is not None})
+    if vectors.algorithm is Algorithm.hnsw:
+        params = {**HNSW_DEFAULTS, **params}
     made: list[VectorField] = []
     if vectors.text:
         dim = vectors.text_dim or _model_dim(settings.model, settings, image=False)
