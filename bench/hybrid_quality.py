@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,8 +61,84 @@ def ensure_loaded(folder: Path) -> float | None:
     return time.perf_counter() - started
 
 
-def ndcg(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> float:
-    return metrics(ranked, qrels)["nDCG@10"]
+def scores(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    found = metrics(ranked, qrels)
+    return {"ndcg@10": found["nDCG@10"], "recall@100": found["Recall@100"]}
+
+
+def read_claims(folder: Path) -> dict[str, str]:
+    with open(folder / "queries.jsonl", encoding="utf-8") as handle:
+        return {q["_id"]: q["text"] for q in map(json.loads, handle)}
+
+
+def measure(client: Any, spec: Any, settings: Any, folder: Path, train_limit: int | None = None,
+            say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """nDCG@10 and recall@100 of every mode on train and test, fusion tuned on train (the first train_limit
+    claims, if given); each claim's candidates come from `run_query` (--mode vector, --mode text)."""
+    from vsearch import hybrid
+    from vsearch.hybrid import Fusion, FusionParams, Mode
+    from vsearch.query import QueryRequest, run_query
+
+    claims = read_claims(folder)
+    splits = {split: qrels_of(folder, split) for split in ("train", "test")}
+    if train_limit is not None:
+        splits["train"] = dict(list(splits["train"].items())[:train_limit])
+
+    def ask(text: str, mode: Mode, k: int, fusion: FusionParams | None = None) -> list[Any]:
+        return run_query(client, spec, settings, QueryRequest(text=text, k=k, mode=mode,
+                                                              fusion=fusion or FusionParams(), return_fields=()))
+
+    run_query(client, spec, settings, QueryRequest(text="warm the model up", mode=Mode.vector))
+    lists: dict[str, dict[str, tuple[list, list]]] = {}
+    for split, qrels in splits.items():
+        say(f"SciFact: {len(qrels)} {split} claims, vector and text, {DEPTH} candidates each")
+        lists[split] = {qid: (ask(claims[qid], Mode.vector, DEPTH), ask(claims[qid], Mode.text, DEPTH))
+                        for qid in qrels}
+
+    def fused(split: str, params: FusionParams, k: int = 10) -> dict[str, list[str]]:
+        return {qid: [h.id for h in hybrid.fuse(v[:params.window], t[:params.window], k, params)]
+                for qid, (v, t) in lists[split].items()}
+
+    def side(split: str, which: int) -> dict[str, list[str]]:
+        return {qid: [h.id for h in pair[which]] for qid, pair in lists[split].items()}
+
+    def ndcg(ranked: dict[str, list[str]], split: str) -> float:
+        return metrics(ranked, splits[split])["nDCG@10"]
+
+    grid = {Fusion.linear: [FusionParams(Fusion.linear, w, a) for w in WINDOWS for a in ALPHAS],
+            Fusion.rrf: [FusionParams(Fusion.rrf, w, rrf_k=k) for w in WINDOWS for k in RRF_KS]}
+    say(f"SciFact: tuning fusion on train ({sum(map(len, grid.values()))} parameter sets)")
+    on_train = {p: ndcg(fused("train", p), "train") for candidates in grid.values() for p in candidates}
+    tuned = {f: max(candidates, key=on_train.__getitem__) for f, candidates in grid.items()}
+
+    def both(ranked: Callable[[str], dict[str, list[str]]]) -> dict[str, dict[str, float]]:
+        return {split: scores(ranked(split), splits[split]) for split in splits}
+
+    modes: dict[str, dict[str, Any]] = {
+        "vector (FLAT, cosine)": both(lambda s: side(s, 0)),
+        "text (BM25STD, title+text)": both(lambda s: side(s, 1)),
+    }
+    test = {qid: claims[qid] for qid in splits["test"]}
+    for fusion, params in tuned.items():
+        # The tuned parameters once more end to end: run_query's own hybrid mode, k=10, on the test claims.
+        direct = {qid: [h.id for h in ask(text, Mode.hybrid, 10, params)] for qid, text in test.items()}
+        modes[f"hybrid {fusion.value}"] = {**both(lambda s, p=params: fused(s, p, 100)), "params": _params(params),
+                                           "test_ndcg@10_run_query": ndcg(direct, "test")}
+    defaults = {}
+    for fusion in Fusion:
+        params = FusionParams(fusion)
+        defaults[f"hybrid {fusion.value}"] = {**both(lambda s, p=params: fused(s, p, 100)), "params": _params(params)}
+    sweep = [{"window": window, **{fusion.value: max(v for p, v in on_train.items()
+                                                      if p.fusion is fusion and p.window == window)
+                                   for fusion in Fusion}} for window in WINDOWS]
+    return {"train_queries": len(splits["train"]), "test_queries": len(splits["test"]), "corpus": 5183,
+            "grid": {"windows": list(WINDOWS), "alphas": list(ALPHAS), "rrf_ks": list(RRF_KS)},
+            "modes": modes, "defaults": defaults, "window_sweep_train": sweep}
+
+
+def _params(params: Any) -> dict[str, Any]:
+    out = {"fusion": params.fusion.value, "window": params.window}
+    return out | ({"alpha": params.alpha} if params.fusion.value == "linear" else {"rrf_k": params.rrf_k})
 
 
 def main() -> None:
@@ -75,65 +153,36 @@ def main() -> None:
         os.environ.pop(variable, None)
     load_seconds = ensure_loaded(args.data)
 
-    from vsearch import config, hybrid, store
+    from vsearch import config, store
     from vsearch.hybrid import Fusion, FusionParams, Mode
     from vsearch.query import QueryRequest, run_query
 
     settings = config.resolve()
     client = store.connect(settings)
     spec = store.get_spec(client, INDEX)
-    with open(args.data / "queries.jsonl", encoding="utf-8") as handle:
-        claims = {q["_id"]: q["text"] for q in map(json.loads, handle)}
-    splits = {split: qrels_of(args.data, split) for split in ("train", "test")}
+    result = measure(client, spec, settings, args.data)
 
-    def ask(text: str, mode: Mode, k: int, fusion: FusionParams = FusionParams()) -> list[store.Hit]:
-        return run_query(client, spec, settings, QueryRequest(text=text, k=k, mode=mode, fusion=fusion,
-                                                              return_fields=()))
-
-    run_query(client, spec, settings, QueryRequest(text="warm the model up", mode=Mode.vector))
-    lists: dict[str, dict[str, tuple[list, list]]] = {}
-    for split, qrels in splits.items():
-        lists[split] = {qid: (ask(claims[qid], Mode.vector, DEPTH), ask(claims[qid], Mode.text, DEPTH))
-                        for qid in qrels}
-
-    def fused(split: str, params: FusionParams) -> dict[str, list[str]]:
-        return {qid: [h.id for h in hybrid.fuse(v[:params.window], t[:params.window], 10, params)]
-                for qid, (v, t) in lists[split].items()}
-
-    def side(split: str, which: int) -> dict[str, list[str]]:
-        return {qid: [h.id for h in pair[which]] for qid, pair in lists[split].items()}
-
-    grid = {Fusion.linear: [FusionParams(Fusion.linear, w, a) for w in WINDOWS for a in ALPHAS],
-            Fusion.rrf: [FusionParams(Fusion.rrf, w, rrf_k=k) for w in WINDOWS for k in RRF_KS]}
-    tuned = {f: max(candidates, key=lambda p: ndcg(fused("train", p), splits["train"])) for f, candidates in grid.items()}
-
-    print(f"SciFact: 5,183 abstracts; tuned on {len(splits['train'])} train claims, reported on "
-          f"{len(splits['test'])} test claims" + (f"; loaded in {load_seconds:.0f} s" if load_seconds else ""))
+    print(f"SciFact: 5,183 abstracts; tuned on {result['train_queries']} train claims, reported on "
+          f"{result['test_queries']} test claims" + (f"; loaded in {load_seconds:.0f} s" if load_seconds else ""))
     print(f"{'mode':34} {'train nDCG@10':>13} {'test nDCG@10':>13}")
-    for label, which in (("vector (FLAT, cosine)", 0), ("text (BM25STD, title+text)", 1)):
-        print(f"{label:34} {ndcg(side('train', which), splits['train']):13.5f} "
-              f"{ndcg(side('test', which), splits['test']):13.5f}")
-    for fusion, params in tuned.items():
-        how = f"alpha={params.alpha:g}" if fusion is Fusion.linear else f"k={params.rrf_k}"
-        label = f"hybrid {fusion.value} window={params.window} {how}"
-        print(f"{label:34} {ndcg(fused('train', params), splits['train']):13.5f} "
-              f"{ndcg(fused('test', params), splits['test']):13.5f}   (tuned on train)")
-    for fusion in Fusion:
-        params = FusionParams(fusion)
-        label = f"hybrid {fusion.value} (vsearch defaults)"
-        print(f"{label:34} {ndcg(fused('train', params), splits['train']):13.5f} "
-              f"{ndcg(fused('test', params), splits['test']):13.5f}")
+    for label, mode in result["modes"].items():
+        params = mode.get("params")
+        if params:
+            how = f"alpha={params['alpha']:g}" if "alpha" in params else f"k={params['rrf_k']}"
+            label = f"{label} window={params['window']} {how}"
+        print(f"{label:34} {mode['train']['ndcg@10']:13.5f} {mode['test']['ndcg@10']:13.5f}"
+              + ("   (tuned on train)" if params else ""))
+    for label, mode in result["defaults"].items():
+        print(f"{label + ' (vsearch defaults)':34} {mode['train']['ndcg@10']:13.5f} {mode['test']['ndcg@10']:13.5f}")
 
     print("\nwindow sweep on train (best alpha / rrf_k at each window):")
-    for window in WINDOWS:
-        cells = []
-        for fusion, candidates in grid.items():
-            best = max((p for p in candidates if p.window == window), key=lambda p: ndcg(fused("train", p), splits["train"]))
-            cells.append(f"{fusion.value} {ndcg(fused('train', best), splits['train']):.4f}")
-        print(f"  window {window:5}: {'  '.join(cells)}")
+    for row in result["window_sweep_train"]:
+        print(f"  window {row['window']:5}: linear {row['linear']:.4f}  rrf {row['rrf']:.4f}")
 
     # The default parameters, end to end through run_query, timed side by side in one run.
-    test = {qid: claims[qid] for qid in splits["test"]}
+    claims = read_claims(args.data)
+    qrels = qrels_of(args.data, "test")
+    test = {qid: claims[qid] for qid in qrels}
     print(f"\ncost through run_query, k=10, {len(test)} test claims, query embedding included (this machine):")
     modes = [("vector", Mode.vector, FusionParams()), ("text", Mode.text, FusionParams()),
              ("hybrid linear (default)", Mode.hybrid, FusionParams(Fusion.linear)),
@@ -143,7 +192,7 @@ def main() -> None:
         ranked = {qid: [h.id for h in run_query(client, spec, settings, QueryRequest(text=text, mode=mode, fusion=params))]
                   for qid, text in test.items()}
         ms = (time.perf_counter() - started) * 1000 / len(test)
-        print(f"  {label:26} {ms:6.2f} ms/query   test nDCG@10 {ndcg(ranked, splits['test']):.5f}")
+        print(f"  {label:26} {ms:6.2f} ms/query   test nDCG@10 {metrics(ranked, qrels)['nDCG@10']:.5f}")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 docs/benchmarks.md and its plots (docs/img/*.png).
 
 Usage (from the repository root, after `pip install -e .[bench]`):
-    .venv/bin/python bench/report.py                  # every part, full size (~30-40 min on 2 cores)
+    .venv/bin/python bench/report.py                  # every part, full size (~40-50 min on 2 cores)
     .venv/bin/python bench/report.py --quick          # every part, small sizes (~10 min)
     .venv/bin/python bench/report.py --part loading   # one part; the report is rebuilt from all results on disk
     .venv/bin/python bench/report.py --part render    # only rebuild the report from bench/results/*.json
 
-Each part writes bench/results/PART.json; the quality part is written by the SciFact bench (see QUALITY_COMMAND in
-report_parts/render.py). Every part runs on its own throwaway embedded server (a temporary VSEARCH_HOME), stopped
-at the end.
+Each part writes bench/results/PART.json. Every part runs on its own throwaway embedded server (a temporary
+VSEARCH_HOME), stopped at the end; the quality part reuses VSB_QUALITY_HOME=DIR instead when given (a home that
+already holds the SciFact index `scifact`, to skip its ~3-5 min load).
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report_parts import common  # noqa: E402
 
-PARTS = ("loading", "queries", "scale", "encoding")
+PARTS = ("loading", "queries", "scale", "encoding", "quality")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=[*PARTS, "quality", "all", "render"], default="all",
-                        help="quality only renders bench/results/quality.json (made by the SciFact bench)")
+    parser.add_argument("--part", choices=[*PARTS, "all", "render"], default="all")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every figure")
     args = parser.parse_args()
     chosen = PARTS if args.part == "all" else (args.part,) if args.part in PARTS else ()
