@@ -298,7 +298,7 @@ def load(
     id_field: Annotated[str, typer.Option("--id-field", help="Field with each document's id, used exactly as written; its key is PREFIX + id.")] = "id",
     text_field: Annotated[Optional[list[str]], typer.Option("--text-field", help="Field(s) to embed with the text model; several are joined with spaces.")] = None,
     image_field: Annotated[Optional[str], typer.Option("--image-field", help="Field with an image path, inside the image root.")] = None,
-    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder image paths must stay inside. Default: the input file's folder.")] = None,
+    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder image paths must stay inside; relative paths start at the input file's folder (stdin: the current one). Default: that folder.")] = None,
     vector_column: Annotated[Optional[str], typer.Option("--vector-column", metavar="COLUMN[=FIELD]", help="Column that already holds the vector (a JSON array, e.g. from `vsearch encode`): stored as it is, no model.")] = None,
     input_format: InputFormat = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents embedded and written per batch (one MULTI/EXEC).")] = 256,

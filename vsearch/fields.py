@@ -51,8 +51,8 @@ def image_path(record: Record, name: str, base: Path, root: Path) -> Path:
         raise InputError(f"{record.where()}: field '{name}' is empty")
     resolved = (base / str(value)).resolve()
     if not resolved.is_relative_to(root):
-        raise InputError(f"{record.where()}: image path {str(value)!r} leaves the image root {root} "
-                         "(set --image-root to a folder that holds it)")
+        raise InputError(f"{record.where()}: image path {str(value)!r} leaves the image root {root} (relative "
+                         f"paths start at the input's folder, {base}; --image-root sets where they may lead)")
     return resolved
 
 
