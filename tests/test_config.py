@@ -237,6 +237,16 @@ def test_a_password_read_as_the_host_is_refused(cli, url) -> None:
     assert "percent-encode" in line and "12345" not in line and "a@b" not in line
 
 
+@pytest.mark.parametrize("password", ["[0000]", "[secret", "se]cret"])
+def test_a_password_urllib_cannot_parse_is_not_quoted(cli, password) -> None:
+    # urllib took "[0000]" for an IPv6 host and said "'0000' does not appear to be an IPv4 or IPv6 address",
+    # which the error line repeated (found by the property test above).
+    result = cli("info", "x", "--redis-url", f"redis://user:{password}@127.0.0.1:1/0", ok=False)
+    assert result.exit_code in (1, 2)
+    line = one_error_line(result)
+    assert password.strip("[]") not in line and "percent-encode" in line, line
+
+
 # ---------------------------------------------------------------------------------------------------
 # Through the CLI: unreachable servers, servers without the search module, broken config files
 

@@ -26,7 +26,9 @@ def connect(settings: Settings) -> redis.Redis:
         try:
             client = redis.Redis.from_url(url, socket_connect_timeout=5, protocol=2)
         except ValueError as exc:
-            raise StoreError(f"invalid Redis URL {where}: {exc}") from exc
+            # urllib's messages quote the part they cannot parse, which may be the password ("'0000' does not
+            # appear to be an IPv4 or IPv6 address" for a password "[0000]"): say what to fix without them.
+            raise StoreError(f"invalid Redis URL {where}: {_parse_problem(url, exc)}") from exc
     try:
         client.execute_command("FT._LIST")
     except redis.AuthenticationError as exc:
@@ -74,3 +76,13 @@ def after(reply: list[object], key: str) -> object:
         if isinstance(item, str) and item.lower() == key:
             return reply[i + 1]
     raise StoreError(f"unexpected reply from Redis: no {key}")
+
+
+def _parse_problem(url: str, exc: ValueError) -> str:
+    """What redis-py could not parse, in words that cannot hold the URL's credentials."""
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    if "@" not in netloc:
+        return str(exc)  # no credentials to give away
+    return ("it does not parse as scheme://user:password@host:port/db; percent-encode any of "
+            "'@' ':' '/' '?' '#' '[' ']' '%' in the user name or password")
+
