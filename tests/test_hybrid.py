@@ -129,6 +129,34 @@ def test_text_ranking_survives_reloads_and_prunes(cli, index_name, tmp_path, sto
     assert [h["id"] for h in hits] == ["a", "b"] and all(0 < h["score"] < 5 for h in hits), hits
 
 
+def test_a_load_right_after_create_index_is_indexed_once(cli, index_name, tmp_path, redis_client) -> None:
+    # FT.CREATE scans the whole keyspace for the keys it should hold. On a server with many keys the scan was
+    # still running while `load` wrote: it indexed those documents a second time, and the duplicate entries made
+    # BM25 rank "old boots" (48.9) above "red leather boots" (46.4) for "leather boots" in a fresh index.
+    # (This is what made test_text_mode_on_json_documents fail now and then in the full suite.)
+    filler = f"{index_name}-filler:"
+    for start in range(0, 300_000, 10_000):
+        pipe = redis_client.pipeline(transaction=False)
+        for i in range(start, start + 10_000):
+            pipe.set(f"{filler}{i}", "x")
+        pipe.execute()
+    try:
+        cli("create-index", index_name, "--dim", "2", "--text", "title", "--algorithm", "flat")
+        rows = [{"id": "a", "title": "red leather boots", "v": [1, 0]}, {"id": "b", "title": "blue boots", "v": [0, 1]},
+                {"id": "c", "title": "green tea", "v": [1, 1]}, {"id": "d", "title": "old boots", "v": [1, 1]}]
+        path = tmp_path / "j.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        cli("load", index_name, path, "--vector-column", "v")
+        info = redis_client.execute_command("FT.INFO", index_name)
+        stats = dict(zip(info[::2], info[1::2]))
+        assert int(stats[b"max_doc_id"]) == 4  # each document indexed once
+        hits = cli.jsonl("query", index_name, "leather boots", "--mode", "text")
+        assert [h["id"] for h in hits][0] == "a" and all(0 < h["score"] < 5 for h in hits), hits
+    finally:
+        for start in range(0, 300_000, 10_000):
+            redis_client.unlink(*(f"{filler}{i}" for i in range(start, start + 10_000)))
+
+
 def test_filters_apply_to_text_and_hybrid_alike(cli, products) -> None:
     for mode in ("text", "hybrid"):
         hits = cli.jsonl("query", products, "black watch", "--mode", mode, "-k", "15", "--where", "gender=Women")

@@ -180,7 +180,8 @@ def run_load(
             finally:
                 run.forget_ids()
             run.check_indexed()
-            if (run.replaced or report.deleted) and not request.dry_run and not purge_replaced_entries(client, spec):
+            if ((run.replaced or report.deleted or run.scan_raced) and not request.dry_run
+                    and not purge_replaced_entries(client, spec)):
                 warn("Redis refused FT.DEBUG GC_FORCEINVOKE: full-text scores of this index are unreliable until "
                      "its garbage collector has run")
         report.documents = index_stats(client, get_spec(client, request.name)).documents
@@ -267,6 +268,13 @@ class _Run:
         self.rejects: IO[str] | None = None
         self.batch_rejects: list[str] = []
         stats = None if request.dry_run else index_stats(client, target)
+        if stats is not None and stats.indexing:
+            # RediSearch is still scanning the keyspace for the keys this index should hold (it was just made,
+            # on a server with many keys). A document written now is indexed twice, by the write and again by
+            # the scan, and the duplicate entries break full-text ranking (a wrapped-around BM25 IDF): wait.
+            warn(f"waiting for Redis to finish scanning existing keys into '{request.name}'")
+            stats = wait_indexed(client, target)
+        self.scan_raced = stats is not None and stats.indexing  # still scanning after the wait: purge at the end
         self.failures_before = stats.indexing_failures if stats else 0
         # An index that starts empty, with nothing refused or still being scanned, has no stored fingerprints to
         # compare with, and the lock keeps other loads out: every document of this run is new, so a first load
