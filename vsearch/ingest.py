@@ -272,8 +272,10 @@ class _Run:
             # RediSearch is still scanning the keyspace for the keys this index should hold (it was just made,
             # on a server with many keys). A document written now is indexed twice, by the write and again by
             # the scan, and the duplicate entries break full-text ranking (a wrapped-around BM25 IDF): wait.
-            warn(f"waiting for Redis to finish scanning existing keys into '{request.name}'")
-            stats = wait_indexed(client, target)
+            stats = wait_indexed(client, target, seconds=10.0)
+            if stats.indexing:  # only a wait long enough to notice is worth a line
+                warn(f"waiting for Redis to finish scanning existing keys into '{request.name}'")
+                stats = wait_indexed(client, target)
         self.scan_raced = stats is not None and stats.indexing  # still scanning after the wait: purge at the end
         self.failures_before = stats.indexing_failures if stats else 0
         # An index that starts empty, with nothing refused or still being scanned, has no stored fingerprints to

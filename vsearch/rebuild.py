@@ -58,8 +58,8 @@ def abandon(client: redis.Redis, new: IndexSpec) -> None:
     delete_prefix(client, new.prefix)
 
 
-def wait_indexed(client: redis.Redis, spec: IndexSpec) -> Any:
-    deadline = time.monotonic() + INDEXING_WAIT_S
+def wait_indexed(client: redis.Redis, spec: IndexSpec, seconds: float = INDEXING_WAIT_S) -> Any:
+    deadline = time.monotonic() + seconds
     while True:
         stats = index_stats(client, spec)
         if not stats.indexing or time.monotonic() > deadline:
