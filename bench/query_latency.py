@@ -150,6 +150,9 @@ def rows(socket: Path, index: str) -> dict[str, Callable[[int], list[str]]]:
         "(d) vsearch query TEXT, cold (--no-cache)": lambda r: vsearch_cli("query", index, COLD_TEXTS[r % len(COLD_TEXTS)],
                                                                         "--no-cache"),
         "(e) vsearch query TEXT, cached (repeated text)": lambda r: vsearch_cli("query", index, CACHED_TEXT),
+        # The floor under (c) and (e): starting Python and importing the two libraries the CLI is built on.
+        "(f) python -c 'import redis, typer' (the floor of (c), (e))": lambda r: [sys.executable, "-c",
+                                                                                "import redis, typer"],
     }
 
 

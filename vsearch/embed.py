@@ -18,7 +18,7 @@ from typing import IO
 import numpy as np
 
 from vsearch.errors import InputError, UsageError
-from vsearch.models import Encoder, open_image
+from vsearch.models import Encoder, open_images
 from vsearch.output import VectorFormat
 from vsearch.records import STDIN, EXTENSIONS, Format, Record, read_lines, read_records
 
@@ -129,7 +129,10 @@ def encode_items(items: Iterable[Item], encoder: Encoder, images: bool, batch_si
     while batch := list(islice(iterator, chunk)):
         ids = [item.id for item in batch]
         if images:
-            vectors = encoder.encode_images([open_image(Path(item.payload)) for item in batch], batch_size)
+            decoded = open_images([Path(item.payload) for item in batch])
+            if failed := next((image for image in decoded if isinstance(image, InputError)), None):
+                raise failed
+            vectors = encoder.encode_images(decoded, batch_size)  # type: ignore[arg-type]
         else:
             vectors = encoder.encode_texts([item.payload for item in batch], batch_size)
         yield ids, vectors

@@ -24,7 +24,7 @@ import redis
 
 from vsearch.config import Settings
 from vsearch.errors import EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, ModelError, StoreError, UsageError, VsearchError
-from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_image
+from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_images
 from vsearch.records import Format, Record, detect_format, is_image_source, read_source
 from vsearch.schema import IndexSpec, VectorField
 from vsearch import store
@@ -499,13 +499,13 @@ class _Run:
             encoder = self._encoder(vector)
             if vector.embeds == "image":
                 images, kept = [], []
-                for c in wanting:
-                    try:
-                        images.append(open_image(c.contents[vector.name]))
-                        kept.append(c)
-                    except InputError as exc:
+                for c, image in zip(wanting, open_images([c.contents[vector.name] for c in wanting])):
+                    if isinstance(image, InputError):
                         c.rejected = True
-                        self._reject(c.record, str(exc))
+                        self._reject(c.record, str(image))
+                    else:
+                        images.append(image)
+                        kept.append(c)
                 if kept:
                     for c, vec in zip(kept, encoder.encode_images(images)):
                         c.vectors[vector.name] = vec
