@@ -1,7 +1,7 @@
 """The vsearch command line: parse options, resolve settings, make one library call, render."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Typer would then eval every option's annotation string on each
+# run, a fifth of a cached query's time above Python's own start-up (get_command 0.029 s against 0.007 s).
 import os
 import sys
 from contextlib import contextmanager
