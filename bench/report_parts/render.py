@@ -305,7 +305,10 @@ def quality(result: dict[str, Any] | None, headline: list[list[str]]) -> list[st
     shown = ", ".join(f"{k}={v}" for k, v in attrs.items() if k.lower() in ("algorithm", "m", "ef_construction",
                                                                           "ef_runtime"))
     if not any(k.lower() == "ef_runtime" for k in attrs):
-        shown += "; no EF_RUNTIME set, so RediSearch's default of 10 applies"
+        # FT.INFO does not report EF_RUNTIME; vsearch records what it sent (vsearch.schema.HNSW_DEFAULTS).
+        from vsearch.schema import HNSW_DEFAULTS
+
+        shown += f"; EF_RUNTIME {HNSW_DEFAULTS['ef_runtime']}, vsearch's default (RediSearch's own is 10)"
     ok = default["recall@10"] >= targets["hnsw_recall@10"]
     out += ["### HNSW recall on SciFact", "",
             f"An HNSW index made by `{hnsw['command']}` from the FLAT index's own stored vectors ({hnsw['documents']:,}; "
@@ -391,9 +394,9 @@ def write_report() -> Path:
             f"(full sizes: `{FULL_COMMAND}`; one part: `--part loading|queries|scale|encoding|quality`; only rebuild this page: "
             "`--part render`). Every part runs on a throwaway embedded Redis Stack (Redis 7.4.1, RediSearch 2.10.5).", "",
             "Parts in this page: " + ", ".join(f"{p}: {v}" for p, v in variants.items()) + ".", "",
-            "On this machine: " + "; ".join(sorted(machines)) + ". **Noisy**: the machine is shared with other jobs "
-            "(test suites of parallel work) while these ran, so absolute times wander: compare the ratios, which are "
-            "measured side by side in the same run, methods alternating.", "",
+            "On this machine: " + "; ".join(sorted(machines)) + ". Absolute times are this machine's and wander with "
+            "whatever else runs on it: compare the ratios, which are measured side by side in the same run, methods "
+            "alternating.", "",
             "## Headline", ""]
     head += _table(["figure", "target", "measured", ""], headline)
     path = DOCS / "benchmarks.md"
