@@ -94,6 +94,19 @@ HIDDEN = "***"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def _netloc_end(rest: str) -> int:
+    """Where urllib (and so redis-py) ends the host part of `rest`, a URL after its scheme: at the first '/',
+    '?' or '#'."""
+    return min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether the URL carries a user name or password before its host (`user:password@host`)."""
+    scheme = match.group(0) if (match := _SCHEME.match(url)) else ""
+    rest = url[len(scheme):]
+    return "@" in rest[:_netloc_end(rest)]
+
+
 def redact_url(url: str) -> str:
     """The URL with everything that could be a password hidden, safe to print or log.
 
@@ -124,7 +137,7 @@ def _redact_userinfo(userinfo: str) -> str:
 
 def _query_value_continues(rest: str, at: int) -> bool:
     """Whether the '@' at `rest[at]` lies in a query argument that has a value, as urllib splits it."""
-    netloc_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc_end = _netloc_end(rest)
     if at < netloc_end:
         return False
     before = rest[netloc_end:at]
@@ -161,8 +174,7 @@ def check_redis_url(url: str) -> None:
     """
     scheme = match.group(0) if (match := _SCHEME.match(url)) else ""
     rest = url[len(scheme):]
-    netloc_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    if "@" in rest[netloc_end:]:
+    if "@" in rest[_netloc_end(rest):]:
         raise ConfigError(
             f"invalid Redis URL {redact_url(url)}: an '@' after the host part; percent-encode '/', '?', '#' and '@' "
             "in a user name or password (%2F, %3F, %23, %40)"

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import redis
 
-from vsearch.config import Settings, check_redis_url, redact_url
+from vsearch.config import Settings, check_redis_url, has_userinfo, redact_url
 from vsearch.errors import ConnectionLost, StoreError
 
 
@@ -80,9 +80,7 @@ def after(reply: list[object], key: str) -> object:
 
 def _parse_problem(url: str, exc: ValueError) -> str:
     """What redis-py could not parse, in words that cannot hold the URL's credentials."""
-    netloc = url.split("://", 1)[-1].split("/", 1)[0]
-    if "@" not in netloc:
+    if not has_userinfo(url):
         return str(exc)  # no credentials to give away
     return ("it does not parse as scheme://user:password@host:port/db; percent-encode any of "
             "'@' ':' '/' '?' '#' '[' ']' '%' in the user name or password")
-
