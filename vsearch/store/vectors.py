@@ -6,6 +6,7 @@ along, and starting without numpy saves a tenth of a second of its start-up.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Union
 
 from vsearch.schema import DataType
@@ -52,6 +53,7 @@ def dimensions(vector: QueryVector) -> int | None:
     return vector.shape[0] if vector.ndim == 1 else None
 
 
+@cache  # called for every vector a load writes
 def _numpy_type(datatype: DataType) -> type:
     import numpy as np
 
