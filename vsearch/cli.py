@@ -402,8 +402,8 @@ def query(
     fmt: OutputFmt = None,
     redis_url: RedisUrl = None,
     mode: Annotated[Optional[Mode], typer.Option(
-        "--mode", help="vector: KNN (the default); text: BM25 over the index's TEXT fields, words as written (no stemming); hybrid: both, fused "
-        "(query TEXT only: --like, --vector and --image search the vectors).")] = None,
+        "--mode", help="vector: KNN (the default); text: BM25 over the index's TEXT fields, words as written "
+        "(no stemming); hybrid: both, fused (query TEXT only: --like, --vector and --image search the vectors).")] = None,
     fusion: Annotated[Fusion, typer.Option(
         "--fusion", help="Hybrid fusion: linear (min-max normalised scores, alpha * vector + (1 - alpha) * text) "
         "or rrf (reciprocal rank fusion).")] = Fusion.linear,
