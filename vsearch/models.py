@@ -212,12 +212,19 @@ def open_images(paths: Sequence[Path]) -> list[Image.Image | InputError]:
         except InputError as exc:
             return exc
 
+    def share(part: Sequence[Path]) -> list[Image.Image | InputError]:
+        return [one(p) for p in part]
+
     if len(paths) < 2 or DECODE_THREADS < 2:
-        return [one(p) for p in paths]
+        return share(paths)
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(DECODE_THREADS, len(paths))) as pool:
-        return list(pool.map(one, paths))
+    # One contiguous share per thread rather than a task per file: a catalogue thumbnail decodes in less time
+    # than a task's hand-off costs (bench/image_decoding.py measured 0.73x with a task per file).
+    size = -(-len(paths) // DECODE_THREADS)
+    with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
+        return [image for part in pool.map(share, [paths[i:i + size] for i in range(0, len(paths), size)])
+                for image in part]
 
 
 def open_image(path: Path) -> Image.Image:
