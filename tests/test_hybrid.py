@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from tests.conftest import one_error_line
 from vsearch.filters import STOPWORDS
 from vsearch.hybrid import linear, min_max, rrf
+from vsearch.stems import stem_query, stems
+from vsearch.store.keys import record_key
 
 
 def cases(n: int) -> settings:
@@ -95,16 +97,41 @@ def test_text_mode_on_json_documents(cli, index_name, tmp_path) -> None:
     assert {h["id"]: h["title"] for h in titles} == {"a": "red leather boots", "b": "blue boots"}
 
 
-def test_text_mode_matches_words_as_written(cli, index_name, tmp_path) -> None:
-    # Without VERBATIM RediSearch also matched "boot" for "boots" and scored the exact word twice (word + stem),
-    # which measured worse on SciFact; text mode now ranks the words as typed (the vector side covers wording).
+def test_an_index_from_before_stems_ranks_words_as_written_until_rebuilt(cli, index_name, tmp_path,
+                                                                         redis_client) -> None:
     cli("create-index", index_name, "--dim", "2", "--text", "title", "--algorithm", "flat")
-    rows = [{"id": "a", "title": "blue boots", "v": [1, 0]}, {"id": "b", "title": "boot polish", "v": [0, 1]}]
+    record = json.loads(redis_client.get(record_key(index_name)))
+    del record["index"]["stemmed_text"]  # what vsearch recorded before it indexed stems
+    redis_client.set(record_key(index_name), json.dumps(record))
+    rows = [{"id": "a", "title": "blue boots", "v": [1, 0]}, {"id": "b", "title": "brown boot", "v": [0, 1]}]
     path = tmp_path / "j.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cli("load", index_name, path, "--vector-column", "v")
     assert [h["id"] for h in cli.jsonl("query", index_name, "boots", "--mode", "text")] == ["a"]
-    assert [h["id"] for h in cli.jsonl("query", index_name, "boot", "--mode", "text")] == ["b"]
+    cli("load", index_name, path, "--vector-column", "v", "--rebuild")  # rewrites every document, stems too
+    assert json.loads(redis_client.get(record_key(index_name)))["index"]["stemmed_text"] is True
+    assert sorted(h["id"] for h in cli.jsonl("query", index_name, "boots", "--mode", "text")) == ["a", "b"]
+
+
+@pytest.mark.parametrize("storage", ["hash", "json"])
+def test_text_mode_ranks_stems_once(cli, index_name, tmp_path, storage) -> None:
+    # RediSearch's own stemming scored a word as written twice (the word and its stem), and VERBATIM missed the
+    # other forms; vsearch indexes the stems of the TEXT fields itself, so every form of a word counts once.
+    cli("create-index", index_name, "--dim", "2", "--text", "title", "--algorithm", "flat", "--storage", storage)
+    rows = [{"id": "a", "title": "blue boots", "v": [1, 0]}, {"id": "b", "title": "brown boot", "v": [0, 1]},
+            {"id": "c", "title": "running shoes", "v": [1, 1]}]
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("load", index_name, path, "--vector-column", "v")
+    for word in ("boots", "boot", "Boots!"):
+        hits = cli.jsonl("query", index_name, word, "--mode", "text")
+        assert sorted(h["id"] for h in hits) == ["a", "b"]
+        assert hits[0]["score"] == hits[1]["score"] > 0  # same length, one form each: the same BM25
+    assert [h["id"] for h in cli.jsonl("query", index_name, "runs", "--mode", "text")] == ["c"]
+    # The stems stay out of sight: the documents show the fields that were loaded, nothing more.
+    shown = cli.jsonl("query", index_name, "shoes", "--mode", "text")
+    assert shown[0]["title"] == "running shoes" and not any(k.startswith("__vsearch") for k in shown[0])
+    assert not any(k.startswith("__vsearch") for h in cli.jsonl("query", index_name, "--like", "a") for k in h)
 
 
 @pytest.mark.parametrize("storage", ["hash", "json"])
@@ -168,14 +195,20 @@ def test_filters_apply_to_text_and_hybrid_alike(cli, products) -> None:
 def test_hybrid_fuses_what_each_side_finds(cli, products) -> None:
     text = [h["id"] for h in cli.jsonl("query", products, "Titan watch", "--mode", "text", "-k", "5")]
     vector = [h["id"] for h in cli.jsonl("query", products, "Titan watch", "--mode", "vector", "-k", "5")]
-    for fusion in ("linear", "rrf"):
-        hybrid = cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "--fusion", fusion, "-k", "10")
-        assert set(text[:2]) | set(vector[:2]) <= {h["id"] for h in hybrid}, fusion
-        assert [h["rank"] for h in hybrid] == list(range(1, 11))
+    hybrid = cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "--fusion", "rrf", "-k", "10")
+    assert set(text[:2]) | set(vector[:2]) <= {h["id"] for h in hybrid}
+    assert [h["rank"] for h in hybrid] == list(range(1, 11))
+    # Linear fusion scores every candidate on both sides, so with all the weight on one side it ranks as that side.
+    # (as to BM25 scores: many names hold both words equally often, and such ties may come in any order)
+    bm25 = {h["id"]: h["score"] for h in cli.jsonl("query", products, "Titan watch", "--mode", "text", "-k", "300")}
+    all_text = cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "--alpha", "0", "-k", "5")
+    assert [bm25[h["id"]] for h in all_text] == sorted(bm25.values(), reverse=True)[:5]
     scores = [h["score"] for h in cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "-k", "10")]
     assert scores == sorted(scores, reverse=True) and 0 <= scores[-1] <= scores[0] <= 1
-    all_vector = cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "--alpha", "1", "-k", "5")
-    assert [h["id"] for h in all_vector] == vector
+    # (an exact KNN: the candidates' looked-up scores are exact, so a neighbour HNSW missed could rank too)
+    exact = ("--ef-runtime", "1000", "-k", "5")
+    all_vector = cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "--alpha", "1", *exact)
+    assert [h["id"] for h in all_vector] == [h["id"] for h in cli.jsonl("query", products, "Titan watch", *exact)]
 
 
 def test_default_mode_is_vector_and_hybrid_is_asked_for(cli, products, index_name, tmp_path) -> None:
@@ -221,9 +254,10 @@ def test_explain_shows_both_commands_of_hybrid_mode(cli, products, redis_client)
               "--explain").stdout
     knn, text, fusion = out.splitlines()
     assert knn.startswith("FT.SEARCH sample-products '(@gender:{Men})=>[KNN $K") and "K 50 " in knn
-    assert text == ("FT.SEARCH sample-products '(@gender:{Men}) @productDisplayName:(red|shirt)' "
+    # the stems of the words, each with its mark (vsearch.stems), looked up in the stems field
+    assert text == ("FT.SEARCH sample-products '(@gender:{Men}) @__vsearch_stems:(red\ue000|shirt\ue000)' "
                     "WITHSCORES SCORER BM25STD VERBATIM LIMIT 0 50 DIALECT 2")
-    assert fusion.startswith("fused client-side: linear alpha=")
+    assert fusion.startswith("fused client-side: linear alpha=") and "INKEYS" in fusion
     assert int(redis_client.info("commandstats").get("cmdstat_FT.SEARCH", {}).get("calls", 0)) == calls
 
 
@@ -256,3 +290,16 @@ def test_any_text_in_hybrid_mode_answers_or_says_why(cli, products, redis_client
     assert result.exit_code in (0, 2) and "Traceback" not in result.output, result.output
     if result.exit_code == 0:
         assert all(json.loads(line)["gender"] == "Men" for line in result.stdout.splitlines())
+
+
+def test_a_word_whose_stem_is_a_stopword_leaves_no_text_side(cli, products) -> None:
+    # "its" is no stopword, but its stem "it" is: neither the stems field nor the query may hold it, and a query
+    # of such words alone must not become the stopword union that crashes RediSearch.
+    assert stems("Its shirt") == ["shirt"] and stem_query("its It") is None
+    failed = cli("query", products, "its", "--mode", "text", ok=False)
+    assert failed.exit_code == 2
+    assert one_error_line(failed) == ("vsearch: error: the query has no words to search for once stopwords "
+                                      "(a, the, is, ...) are left out")
+    hybrid = cli.jsonl("query", products, "its", "--mode", "hybrid", "--alpha", "1", "-k", "3", "--ef-runtime", "1000")
+    assert [h["id"] for h in hybrid] == [h["id"] for h in cli.jsonl("query", products, "its", "-k", "3",
+                                                                      "--ef-runtime", "1000")]

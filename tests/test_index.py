@@ -44,7 +44,8 @@ def test_fields_prefix_and_image_vector(cli, redis_client, index_name) -> None:
     info = ft_info(redis_client, index_name)
     types = {name: attr["type"] for name, attr in info["attributes"].items()}
     assert types == {"gender": "TAG", "title": "TEXT", "year": "NUMERIC", "where": "GEO",
-                     "text_vector": "VECTOR", "image_vector": "VECTOR"}
+                     "text_vector": "VECTOR", "image_vector": "VECTOR", "__vsearch_stems": "TEXT"}
+    assert "nostem" in info["attributes"]["__vsearch_stems"]  # the stems text mode ranks by (vsearch.stems)
     assert int(info["attributes"]["image_vector"]["dim"]) == 1280
     assert info["index_definition"]["prefixes"] == [b"shop:item:"]
     described = json.loads(cli("info", index_name).stdout)

@@ -3,15 +3,15 @@
 Redis fuses server-side only from 8.4 (`FT.HYBRID`); the embedded Redis Stack 7.4 cannot, so vsearch asks for the
 best `window` documents of each side (KNN and BM25, the same filter on both) and fuses them here:
 - `rrf`: reciprocal rank fusion, score = sum over the lists of 1 / (rrf_k + rank); ranks only, no scores.
-- `linear`: each list's scores min-max normalised to [0, 1] (a document absent from a list gets 0 there), then
-  alpha * vector + (1 - alpha) * text.
+- `linear`: each side first looks up its score of the other side's candidates (`candidates`), then each
+  list's scores are min-max normalised to [0, 1] and combined: alpha * vector + (1 - alpha) * text.
 The fusion functions are pure (ids and scores in, ids and scores out) so they are tested without a server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -125,24 +125,56 @@ def fuse(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], k: int, params: F
         sign = -1.0 if lower_is_better else 1.0  # L2 indexes report distances
         ranked = linear([(h.id, sign * h.score) for h in vector_hits], [(h.id, h.score) for h in text_hits],
                         params.alpha)
-    fields = {h.id: h.fields for h in text_hits} | {h.id: h.fields for h in vector_hits}
+    fields: dict[str, dict] = {}
+    for hit in (*text_hits, *vector_hits):  # a looked-up score comes without fields: keep the ones that have them
+        if hit.fields or hit.id not in fields:
+            fields[hit.id] = hit.fields
     return [Hit(rank, doc, round(score, 6), fields[doc]) for rank, (doc, score) in enumerate(ranked[:k], start=1)]
+
+
+def candidates(client: redis.Redis, spec: IndexSpec, field: VectorField, vector: np.ndarray, text: str,
+               params: FusionParams, filter_expression: str | None = None, ef_runtime: int | None = None,
+               return_fields: list[str] | None = None) -> tuple[list[Hit], list[Hit]]:
+    """The KNN and BM25 candidates of a hybrid query (`params.window` each, the same filter on both).
+
+    For linear fusion each side is then completed with its score of the other side's candidates: their exact
+    distance (a KNN over just those documents) and their BM25 score (0 for a document holding none of the
+    words). A candidate missing from one window would otherwise count as that side's worst, though it may rank
+    just past the window. SciFact, test claims, nDCG@10: 0.7297 without the lookups, 0.7371 with them.
+    """
+    from vsearch.store import Hit
+    from vsearch.store.search import search, text_search, text_terms
+
+    params.check()
+    terms = text_terms(spec, text)  # an index without TEXT fields: say so before searching anything
+    vector_hits = search(client, spec, field, vector, params.window, filter_expression, ef_runtime,
+                         return_fields=return_fields)
+    # A query made only of stopwords has no full-text side: the vector side alone ranks it.
+    if terms is None:
+        return vector_hits, []
+    text_hits = text_search(client, spec, text, params.window, filter_expression, return_fields)
+    if params.fusion is not Fusion.linear:
+        return vector_hits, text_hits
+    in_text, in_vector = {h.id for h in text_hits}, {h.id for h in vector_hits}
+    text_only = [h.id for h in text_hits if h.id not in in_vector]
+    vector_only = [h.id for h in vector_hits if h.id not in in_text]
+    if text_only:
+        vector_hits += search(client, spec, field, vector, len(text_only), filter_expression, ef_runtime,
+                              return_fields=[], only_ids=text_only)
+    if vector_only:
+        found = text_search(client, spec, text, len(vector_only), filter_expression, [], only_ids=vector_only)
+        matched = {h.id for h in found}
+        text_hits += found + [Hit(0, doc, 0.0, {}) for doc in vector_only if doc not in matched]
+    return vector_hits, text_hits
 
 
 def hybrid_search(client: redis.Redis, spec: IndexSpec, field: VectorField, vector: np.ndarray, text: str, k: int,
                   filter_expression: str | None, params: FusionParams, ef_runtime: int | None = None,
                   return_fields: list[str] | None = None) -> list[Hit]:
-    """KNN and BM25 candidates (`params.window` each, the same filter on both), fused; best first."""
-    from vsearch.filters import text_query
+    """KNN and BM25 candidates (`params.window` each, the same filter on both, each side completed), fused."""
     from vsearch.schema import Metric
-    from vsearch.store.search import search, text_fields, text_search
 
-    params.check()
-    window = max(params.window, k)
-    text_fields(spec)  # an index without TEXT fields: say so before searching anything
-    vector_hits = search(client, spec, field, vector, window, filter_expression, ef_runtime,
-                         return_fields=return_fields)
-    # A query made only of stopwords has no full-text side: the vector side alone ranks it.
-    text_hits = (text_search(client, spec, text, window, filter_expression, return_fields)
-                 if text_query(text) is not None else [])
+    params = replace(params, window=max(params.window, k))
+    vector_hits, text_hits = candidates(client, spec, field, vector, text, params, filter_expression, ef_runtime,
+                                        return_fields)
     return fuse(vector_hits, text_hits, k, params, lower_is_better=field.metric is Metric.l2)

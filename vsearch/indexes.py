@@ -48,7 +48,7 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
     if schema_file is not None:
         spec = read_schema_file(schema_file)
         spec = spec.with_name(name) if name != spec.name else spec
-        return replace(spec, vectors=tuple(_with_model(v, settings) for v in spec.vectors))
+        return replace(spec, vectors=tuple(_with_model(v, settings) for v in spec.vectors)).with_stems()
     if not vectors.text and not vectors.image:
         raise UsageError("an index needs a vector field: drop --no-text-vector or add --image")
     params = check_params(vectors.algorithm, {k: v for k, v in vectors.params.items() if v is not None})
@@ -63,7 +63,8 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
         dim = vectors.image_dim or _model_dim(settings.image_model, settings, image=True)
         made.append(VectorField(IMAGE_VECTOR, "image", settings.image_model, dim, vectors.algorithm,
                                 vectors.metric, vectors.datatype, params))
-    return IndexSpec(name, prefix if prefix is not None else default_prefix(name), storage, fields.fields(), tuple(made))
+    prefix = prefix if prefix is not None else default_prefix(name)
+    return IndexSpec(name, prefix, storage, fields.fields(), tuple(made)).with_stems()
 
 
 def _with_model(vector: VectorField, settings: Settings) -> VectorField:

@@ -119,8 +119,12 @@ def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> st
     knn = explain(spec, QueryRequest(text=request.text, field=request.field, k=window, filter=where,
                                      ef_runtime=request.ef_runtime, mode=Mode.vector))
     fusion = request.fusion
-    how = f"alpha={fusion.alpha:g}" if fusion.fusion is Fusion.linear else f"k={fusion.rrf_k}"
-    return f"{knn}\n{text}\nfused client-side: {fusion.fusion.value} {how}, top {k}"
+    if fusion.fusion is Fusion.linear:
+        how = (f"alpha={fusion.alpha:g}, top {k}, after each side scores the other's candidates (the same "
+               "commands with INKEYS)")
+    else:
+        how = f"k={fusion.rrf_k}, top {k}"
+    return f"{knn}\n{text}\nfused client-side: {fusion.fusion.value} {how}"
 
 
 def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest) -> list[Hit]:

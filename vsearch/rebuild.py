@@ -46,7 +46,8 @@ def next_generation(client: redis.Redis, live: IndexSpec, spec: IndexSpec | None
         prefix = default_prefix(live.name, generation)
     else:
         prefix = generation_prefix(re.sub(r"~\d+(?=[:~]?$)", "", given), generation)
-    new = replace(base, generation=generation, prefix=prefix)
+    # with_stems: a rebuild rewrites every document, so an index made before the stems field gets it here.
+    new = replace(base, generation=generation, prefix=prefix).with_stems()
     abandon(client, new)
     return create_index(client, new, replacing=live.name)
 

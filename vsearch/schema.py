@@ -90,6 +90,9 @@ class IndexSpec:
     # vsearch serves NAME as an alias of the RediSearch index NAME~GENERATION, so that a rebuild can swap in a
     # new generation atomically; 0 means NAME is itself the index (one made by another tool).
     generation: int = 0
+    # The index holds vsearch.stems.STEMS_FIELD, the stems of its TEXT fields, which text and hybrid mode rank
+    # by. Indexes made before it, or by another tool, do not: their text mode ranks the words as written.
+    stemmed_text: bool = False
 
     @property
     def physical(self) -> str:
@@ -106,6 +109,10 @@ class IndexSpec:
         names = ", ".join(v.name for v in self.vectors) or "none"
         raise UsageError(f"index '{self.name}' has no vector field '{name}' (it has: {names})")
 
+    def with_stems(self) -> IndexSpec:
+        """This spec, holding the stems field if it has TEXT fields: what vsearch creates (see vsearch.stems)."""
+        return replace(self, stemmed_text=any(f.type is FieldType.text for f in self.fields))
+
     def field_types(self) -> dict[str, FieldType]:
         return {f.name: f.type for f in self.fields}
 
@@ -119,6 +126,8 @@ class IndexSpec:
         index: dict[str, Any] = {"name": self.name, "prefix": self.prefix, "storage_type": self.storage.value}
         if self.generation:
             index["generation"] = self.generation
+        if self.stemmed_text:
+            index["stemmed_text"] = True
         return {"index": index, "fields": fields}
 
     @classmethod
@@ -147,7 +156,8 @@ class IndexSpec:
             name = str(index["name"])
             return cls(name=name, prefix=str(index.get("prefix", f"{name}:")),
                        storage=Storage(str(index.get("storage_type", "hash")).lower()),
-                       fields=tuple(fields), vectors=tuple(vectors), generation=int(index.get("generation", 0)))
+                       fields=tuple(fields), vectors=tuple(vectors), generation=int(index.get("generation", 0)),
+                       stemmed_text=index.get("stemmed_text") is True)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{where}: not a valid index schema ({_describe(exc)})") from exc
 

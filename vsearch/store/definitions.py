@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from vsearch.errors import IndexNotFound, StoreError, UsageError
+from vsearch.stems import STEMS_FIELD
 from vsearch.schema import Algorithm, DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
 from vsearch.store.connection import after, decode, translate_errors
 from vsearch.store.keys import check_prefix, record_key
@@ -90,6 +91,8 @@ def create_args(spec: IndexSpec) -> list[str | int | float]:
         for key, value in v.params.items():
             attrs += [key.upper(), value]
         args += [*_field_path(spec, v.name), "VECTOR", v.algorithm.value.upper(), len(attrs), *attrs]
+    if spec.stemmed_text:  # already stemmed by vsearch: NOSTEM, so RediSearch adds no second stem of its own
+        args += [*_field_path(spec, STEMS_FIELD), "TEXT", "NOSTEM"]
     return args
 
 

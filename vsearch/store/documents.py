@@ -1,7 +1,8 @@
 """Documents: batched writes, the fingerprints that let a reload skip unchanged records, reads, scans, deletes.
 
 A document's key is PREFIX + id. Beside its fields and vectors it holds one hidden field, FINGERPRINT_FIELD: a
-JSON object with a digest per vector field of what that vector was made from, and one of the other fields.
+JSON object with a digest per vector field of what that vector was made from, and one of the other fields. An
+index with TEXT fields has a second one, STEMS_FIELD: the stems its text and hybrid modes rank by (vsearch.stems).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 
 from vsearch.errors import StoreError
-from vsearch.schema import DataType, IndexSpec, Storage, VectorField
+from vsearch.schema import DataType, FieldType, IndexSpec, Storage, VectorField
+from vsearch.stems import STEMS_FIELD, stemmed_text
 from vsearch.store.connection import translate_errors
 from vsearch.store.vectors import bytes_vector, vector_bytes
 
@@ -52,6 +54,8 @@ def _json_body(spec: IndexSpec, doc: Document) -> str:
     import numpy as np
 
     body: dict[str, Any] = dict(doc.fields)
+    if spec.stemmed_text:
+        body[STEMS_FIELD] = _stems_of(spec, doc)
     body.update({name: [float(x) for x in np.asarray(vec, dtype=np.float32)] for name, vec in doc.vectors.items()})
     if doc.fingerprint:
         body[FINGERPRINT_FIELD] = doc.fingerprint
@@ -59,6 +63,10 @@ def _json_body(spec: IndexSpec, doc: Document) -> str:
         return json.dumps(body, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:  # the ingest checks make this unreachable; keep the guarantee local
         raise StoreError(f"{doc.where or doc.id}: cannot store as JSON ({exc})") from exc
+
+
+def _stems_of(spec: IndexSpec, doc: Document) -> str:
+    return stemmed_text(doc.fields[f.name] for f in spec.fields if f.type is FieldType.text and f.name in doc.fields)
 
 
 def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Document]) -> None:
@@ -77,6 +85,8 @@ def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Do
             pipe.execute_command("JSON.SET", key, "$", _json_body(spec, doc))
         else:
             mapping: dict[Any, Any] = dict(doc.fields)
+            if spec.stemmed_text:
+                mapping[STEMS_FIELD] = _stems_of(spec, doc)
             mapping.update({name: vector_bytes(vec, types[name]) for name, vec in doc.vectors.items()})
             if doc.fingerprint:
                 mapping[FINGERPRINT_FIELD] = json.dumps(doc.fingerprint, sort_keys=True)

@@ -14,13 +14,14 @@ import redis
 from vsearch.errors import UsageError
 from vsearch.filters import guard_filter, text_query
 from vsearch.schema import FieldType, IndexSpec, Metric, Storage, VectorField
+from vsearch.stems import STEMS_FIELD, stem_query
 from vsearch.store.connection import translate_errors
 from vsearch.store.documents import FINGERPRINT_FIELD
 from vsearch.store.keys import record_key
 from vsearch.store.vectors import QueryVector, dimensions, query_blob
 
 DISTANCE = "__vsearch_distance"
-HIDDEN = {DISTANCE, FINGERPRINT_FIELD}
+HIDDEN = {DISTANCE, FINGERPRINT_FIELD, STEMS_FIELD}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class VectorSearch:
     radius: float | None = None  # a range query: every match within this RediSearch distance, at most k of them
     exclude_id: str | None = None  # a document left out of the hits (the one a --like query starts from)
     return_fields: tuple[str, ...] | None = None  # None: every field
+    only_ids: tuple[str, ...] | None = None  # search these documents only (INKEYS): hybrid mode's score lookups
 
     @property
     def fetched(self) -> int:
@@ -63,13 +65,15 @@ def search(
     *,
     offset: int = 0,
     radius: float | None = None,
+    only_ids: Sequence[str] | None = None,
 ) -> list[Hit]:
     """KNN top-k (or, with `radius`, a range query) over one vector field, after an optional pre-filter.
 
     The query goes to the alias NAME, so a rebuild that swaps generations mid-query is invisible.
     """
     request = VectorSearch(vector_field, k, offset, filter_expression, ef_runtime, radius, exclude_id,
-                           tuple(return_fields) if return_fields is not None else None)
+                           tuple(return_fields) if return_fields is not None else None,
+                           tuple(only_ids) if only_ids is not None else None)
     return search_many(client, spec, request, [vector])[0]
 
 
@@ -108,7 +112,12 @@ def search_command(spec: IndexSpec, request: VectorSearch, vector: QueryVector) 
         returns = ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
     # From the first hit even when paging: the excluded document may sit anywhere before the page.
     return ["FT.SEARCH", spec.name, query_string(request), "PARAMS", len(params), *params, *returns,
-            "SORTBY", DISTANCE, "ASC", "LIMIT", 0, request.fetched, "DIALECT", 2]
+            *in_keys(spec, request.only_ids), "SORTBY", DISTANCE, "ASC", "LIMIT", 0, request.fetched, "DIALECT", 2]
+
+
+def in_keys(spec: IndexSpec, ids: Sequence[str] | None) -> list[Any]:
+    """INKEYS for a search of these documents only (a pre-filter, KNN included: their exact distances)."""
+    return [] if ids is None else ["INKEYS", len(ids), *(spec.prefix + doc_id for doc_id in ids)]
 
 
 def query_string(request: VectorSearch) -> str:
@@ -161,10 +170,10 @@ def range_radius(metric: Metric, min_score: float | None = None, max_distance: f
     return 1.0 - min_score
 
 
-# Okapi BM25 as the literature defines it (RediSearch's older BM25 is not normalised), on the words as written.
-# VERBATIM: without it RediSearch also matches each word's stem and adds both scores, so a document holding the
-# exact word counts it twice; SciFact measured that distortion costing more than stemming gains (nDCG@10 on the
-# 809 train claims 0.656 -> 0.669, on the 300 test claims 0.652 -> 0.662; bench/hybrid_quality.py).
+# Okapi BM25 as the literature defines it (RediSearch's older BM25 is not normalised). VERBATIM: the query holds
+# stems vsearch made (vsearch.stems), or, on an index without the stems field, the words as written: without it
+# RediSearch also matches each word's stem and adds both scores, so a document holding the exact word counts it
+# twice (SciFact test claims, nDCG@10: 0.652 with RediSearch's expansion, 0.662 verbatim, 0.688 over vsearch's stems).
 TEXT_RANKING = ("SCORER", "BM25STD", "VERBATIM")
 
 
@@ -175,10 +184,12 @@ def text_search(
     k: int,
     filter_expression: str | None = None,
     return_fields: list[str] | None = None,
+    only_ids: Sequence[str] | None = None,
 ) -> list[Hit]:
     """Full-text top-k over the index's TEXT fields, any of the words, ranked by BM25; best hit first.
 
-    Each hit's score is its BM25 score: higher is better, comparable only within one query.
+    Each hit's score is its BM25 score: higher is better, comparable only within one query. With `only_ids`,
+    those documents only (the ones that hold none of the words are not among the hits).
     """
     query = full_text_query(spec, text, filter_expression)
     returns: list[Any] = []
@@ -189,7 +200,7 @@ def text_search(
         returns = ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
     with translate_errors(f"full-text query on index '{spec.name}' failed"):
         reply = client.execute_command(
-            "FT.SEARCH", spec.name, query, "WITHSCORES", *TEXT_RANKING, *returns,
+            "FT.SEARCH", spec.name, query, "WITHSCORES", *TEXT_RANKING, *returns, *in_keys(spec, only_ids),
             "LIMIT", 0, k, "DIALECT", 2,
         )
     stride = 2 if returns == ["NOCONTENT"] else 3
@@ -208,12 +219,19 @@ def full_text_query(spec: IndexSpec, text: str, filter_expression: str | None = 
     The words go through `filters.text_query` (escaped, stopwords out), so no text can make the stopword union
     that crashes the server; the filter goes through `guard_filter`, as for KNN.
     """
-    words = text_query(text, text_fields(spec))
+    words = text_terms(spec, text)
     if words is None:
         raise UsageError("the query has no words to search for once stopwords (a, the, is, ...) are left out")
     if filter_expression and filter_expression.strip() and filter_expression.strip() != "*":
         return f"({guard_filter(filter_expression)}) {words}"
     return words
+
+
+def text_terms(spec: IndexSpec, text: str) -> str | None:
+    """The words part of a text-mode query: the stems of `text` on an index with the stems field, else its words
+    over every TEXT field; escaped, stopwords out, None when nothing is left."""
+    fields = text_fields(spec)
+    return stem_query(text) if spec.stemmed_text else text_query(text, fields)
 
 
 def _current_prefix(client: redis.Redis, spec: IndexSpec, keys: list[bytes]) -> str:
@@ -231,7 +249,7 @@ def _document_fields(spec: IndexSpec, raw: list[bytes], vector_names: set[str]) 
     if spec.storage is Storage.json and "$" in pairs:
         fields = {k: v for k, v in json.loads(pairs.pop("$")).items() if k not in hidden}
     for name, value in pairs.items():
-        if name in vector_names or name == FINGERPRINT_FIELD:
+        if name in vector_names or name in (FINGERPRINT_FIELD, STEMS_FIELD):
             continue
         text = value.decode("utf-8", errors="replace")
         if spec.storage is Storage.json and name != DISTANCE:
