@@ -208,14 +208,20 @@ def test_hybrid_fuses_what_each_side_finds(cli, products) -> None:
     # (an exact KNN: the candidates' looked-up scores are exact, so a neighbour HNSW missed could rank too)
     exact = ("--ef-runtime", "1000", "-k", "5")
     all_vector = cli.jsonl("query", products, "Titan watch", "--mode", "hybrid", "--alpha", "1", *exact)
-    assert [h["id"] for h in all_vector] == [h["id"] for h in cli.jsonl("query", products, "Titan watch", *exact)]
+    knn = cli.jsonl("query", products, "Titan watch", "--mode", "vector", *exact)
+    assert [h["id"] for h in all_vector] == [h["id"] for h in knn]
 
 
-def test_default_mode_is_vector_and_hybrid_is_asked_for(cli, products, index_name, tmp_path) -> None:
+def test_default_mode_is_hybrid_for_text_on_an_index_with_text_fields(cli, products, index_name, tmp_path) -> None:
     default = cli.jsonl("query", products, "red t-shirt for men", "-k", "5")
-    assert default == cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "vector")
-    fused = cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "hybrid")
-    assert len(fused) == 5 and all(0.0 <= h["score"] <= 1.0 for h in fused)
+    assert default == cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "hybrid")
+    assert len(default) == 5 and all(0.0 <= h["score"] <= 1.0 for h in default)
+    assert default != cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "vector")
+    # What only vector mode has keeps a query in vector mode, rather than failing it.
+    paged = cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--offset", "5")
+    assert paged == cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--offset", "5", "--mode", "vector")
+    ranged = cli.jsonl("query", products, "red t-shirt for men", "--min-score", "0.5")
+    assert ranged and all(h["score"] >= 0.5 for h in ranged)
     like = cli.jsonl("query", products, "--like", default[0]["id"], "-k", "3")
     assert like == cli.jsonl("query", products, "--like", default[0]["id"], "-k", "3", "--mode", "vector")
     cli("create-index", index_name, "--algorithm", "flat")

@@ -107,7 +107,7 @@ def test_scores_follow_the_metric(cli, index_name, tmp_path) -> None:
         name = f"{index_name}{metric}"
         make_index(cli, name, "--metric", metric, "--algorithm", "flat")
         cli("load", name, path, "--text-field", "title")
-        hits = cli.jsonl("query", name, "watch", "-k", "5")
+        hits = cli.jsonl("query", name, "watch", "-k", "5", "--mode", "vector")
         expected = {
             "cosine": vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)),
             "ip": vectors @ query,
@@ -123,7 +123,7 @@ def test_scores_follow_the_metric(cli, index_name, tmp_path) -> None:
 def test_datatypes_and_storage(cli, redis_client, index_name, tmp_path, datatype, storage) -> None:
     make_index(cli, index_name, "--type", datatype, "--storage", storage)
     cli("load", index_name, write(tmp_path, "jsonl", ITEMS), "--text-field", "title")
-    hits = cli.jsonl("query", index_name, "a wrist watch for a man", "-k", "1")
+    hits = cli.jsonl("query", index_name, "a wrist watch for a man", "-k", "1", "--mode", "vector")
     assert hits[0]["id"] == "w1"
     assert hits[0]["score"] == pytest.approx(cli.jsonl("similarity", "a wrist watch for a man", ITEMS[0]["title"])[0]["score"], abs=0.01)
     assert hits[0]["year"] in (2011, "2011")

