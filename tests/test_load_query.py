@@ -334,3 +334,20 @@ def test_table_shows_the_indexed_fields_and_json_every_field(cli, products) -> N
     assert "articleType" in header and "baseColour" not in header
     row = cli.jsonl("query", products, "--like", "1653", "-k", "1")[0]
     assert {"baseColour", "season", "usage", "image"} <= set(row)
+
+
+def test_given_vectors_with_nan_infinity_or_float32_overflow_are_rejected_one_line_each(cli, index_name,
+                                                                                         tmp_path) -> None:
+    # A value past float32's range used to reach stderr as numpy's RuntimeWarning, two lines of noise.
+    cli("create-index", index_name, "--algorithm", "flat", "--dim", "3")
+    path = tmp_path / "v.jsonl"
+    path.write_text('{"id": "ok", "v": [1, 2, 3]}\n{"id": "nan", "v": [1, NaN, 3]}\n'
+                    '{"id": "inf", "v": [1, -Infinity, 3]}\n{"id": "big", "v": [1e39, 0, 0]}\n'
+                    '{"id": "max", "v": [3.4e38, 3.4e38, 3.4e38]}\n')
+    result = cli("load", index_name, path, "--vector-column", "v", ok=False)
+    assert result.exit_code == 4
+    rejected = [line for line in result.stderr.splitlines() if line.startswith("vsearch: rejected")]
+    assert rejected == [f"vsearch: rejected {path} line {n}: field 'v' holds a NaN, an infinite number or one past "
+                        "float32's range (3.4e38)" for n in (2, 3, 4)]
+    assert len(result.stderr.splitlines()) == 4 and "Warning" not in result.stderr  # the 3 lines, the summary
+    assert sorted(h["id"] for h in cli.jsonl("query", index_name, "--vector", "[1, 2, 3]")) == ["max", "ok"]
