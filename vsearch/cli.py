@@ -301,7 +301,7 @@ def load(
     image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder image paths must stay inside; relative paths start at the input file's folder (stdin: the current one). Default: that folder.")] = None,
     vector_column: Annotated[Optional[str], typer.Option("--vector-column", metavar="COLUMN[=FIELD]", help="Column that already holds the vector (a JSON array, e.g. from `vsearch encode`): stored as it is, no model.")] = None,
     input_format: InputFormat = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents embedded and written per batch (one MULTI/EXEC).")] = 256,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Documents embedded and written per batch (one MULTI/EXEC); default 256, or 1000 when every vector is given.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Delete the index's documents whose ids are not in this input (a full snapshot).")] = False,
     prune_limit: Annotated[float, typer.Option("--prune-limit", min=0, max=100, metavar="PERCENT", help="Refuse to --prune more than this share of the index.")] = 10.0,
     force: Annotated[bool, typer.Option("--force", help="Prune even past --prune-limit.")] = False,

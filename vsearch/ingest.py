@@ -57,7 +57,7 @@ class LoadRequest:
     image_field: str | None = None
     image_root: Path | None = None  # where image paths may point; default: the input file's folder
     vector_column: str | None = None  # a column that already holds the vector (embedded elsewhere)
-    batch_size: int = 256
+    batch_size: int | None = None  # documents a batch (one MULTI/EXEC); None: `batch_size_for` the plan
     prune: bool = False
     prune_limit: float = 0.1  # the share of the index --prune may delete without --force
     force: bool = False
@@ -98,6 +98,16 @@ class LoadReport:
                  f"{self.skipped} unchanged", f"{self.deleted} deleted", f"{self.rejected} rejected"]
         done = f"{verb} '{self.index}'{' (rebuilt)' if self.rebuilt else ''}: {', '.join(parts)}"
         return f"{done}; {self.documents} documents in the index, {self.seconds:.1f} s"
+
+
+# Documents a batch when --batch-size is not given. Embedding: small enough to show progress often. Given vectors
+# cost nothing to embed: as many as a raw redis-py pipeline writes at once.
+EMBED_BATCH = 256
+GIVEN_BATCH = 1000
+
+
+def batch_size_for(plan: LoadPlan) -> int:
+    return EMBED_BATCH if plan.text_vector is not None or plan.image_vector is not None else GIVEN_BATCH
 
 
 @dataclass(frozen=True)
@@ -264,6 +274,7 @@ class _Run:
         self.unidentified = 0  # rejected records whose id could not be read: --prune cannot know them
         self.replaced = 0  # documents rewritten in place, whose old index entries linger until purged
         self.encoders: dict[str, Encoder] = {}
+        self.fingerprint_heads: dict[tuple[str, bool], bytes] = {}
         self.incremental: bool | None = None  # decided by the first batch that needs a model
         self.rejects: IO[str] | None = None
         self.batch_rejects: list[str] = []
@@ -287,7 +298,7 @@ class _Run:
     def load(self) -> None:
         try:
             for batch in _batches(read_source(self.request.source, self.request.input_format, self.plan.image_base),
-                                  self.request.batch_size):
+                                  self.request.batch_size or batch_size_for(self.plan)):
                 candidates, claims = self._prepare(batch)
                 if claims:
                     self._with_retries(lambda: self._claim(claims))
@@ -466,15 +477,18 @@ class _Run:
 
     def _fingerprint(self, name: str, content: Any) -> str:
         """A digest of what this vector is made from: the model, the field's shape, and the content."""
-        vector = next(v for v in self.target.vectors if v.name == name)
         if isinstance(content, np.ndarray):
-            model, data = "given", content.astype("<f4").tobytes()
-        elif isinstance(content, Path):
-            model, data = self._model(vector), _file_digest(content)
-        else:
-            model, data = self._model(vector), str(content).encode("utf-8", "surrogatepass")
-        head = f"{model}\0{name}\0{vector.dim}\0{vector.datatype.value}\0".encode()
-        return _digest(head + data)
+            return _digest(self._fingerprint_head(name, given=True) + np.asarray(content, dtype="<f4").tobytes())
+        data = _file_digest(content) if isinstance(content, Path) else str(content).encode("utf-8", "surrogatepass")
+        return _digest(self._fingerprint_head(name, given=False) + data)
+
+    def _fingerprint_head(self, name: str, given: bool) -> bytes:
+        """The model and the field's shape, as a fingerprint starts: the same for every record of a run."""
+        if (head := self.fingerprint_heads.get((name, given))) is None:
+            vector = next(v for v in self.target.vectors if v.name == name)
+            model = "given" if given else self._model(vector)
+            head = self.fingerprint_heads[name, given] = f"{model}\0{name}\0{vector.dim}\0{vector.datatype.value}\0".encode()
+        return head
 
     def _model(self, vector: VectorField) -> str:
         override = self.request.image_model if vector.embeds == "image" else self.request.model

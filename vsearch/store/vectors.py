@@ -22,6 +22,8 @@ QueryVector = Union["np.ndarray", bytes]
 def vector_bytes(vector: np.ndarray, datatype: DataType) -> bytes:
     import numpy as np
 
+    if datatype is DataType.float32:  # the common case, one copy: asarray keeps a little-endian float32 array as is
+        return np.asarray(vector, dtype="<f4").tobytes()
     vector = np.asarray(vector, dtype=np.float32)
     if datatype is DataType.bfloat16:
         # bfloat16 is the top half of a float32; round to nearest even instead of truncating.
