@@ -29,7 +29,8 @@ CnnPooling = Literal["mean", "gem"]
 # queries on an index made with plain "efficientnet-lite0" are still pooled the way its vectors were.
 CNN_IMAGE_MODELS: dict[str, CnnPooling] = {DEFAULT_IMAGE_MODEL: "gem", "efficientnet-lite0": "mean"}
 # Generalised-mean pooling, (mean(x^p))^(1/p): p=3 as published (Radenovic, Tolias, Chum, TPAMI 2018),
-# not tuned here. It leans towards the strongest activations; the floor keeps the root of a zero map defined.
+# not tuned here. It sits between the mean and the max, leaning towards the strongest activations. The floor is
+# the published formula's; on ReLU6 outputs (>= 0) it only lifts exact zeros.
 GEM_P = 3.0
 GEM_FLOOR = 1e-6
 CNN_INPUT_SIZE = 224
@@ -188,8 +189,7 @@ def pool_features(features: torch.Tensor, pooling: CnnPooling) -> torch.Tensor:
     """[N, C, H, W] feature maps as [N, C] vectors, on their own device."""
     if pooling == "mean":
         return features.mean(dim=(2, 3))
-    # ReLU6 outputs are >= 0, so the floor only lifts zeros; float32, since in half precision the cubes of
-    # small activations underflow to 0.
+    # In float32: in half precision the cubes of small activations would underflow to 0.
     return features.float().clamp(min=GEM_FLOOR).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
 
 
