@@ -1,6 +1,6 @@
 """The `--device cuda` check, ready for a machine with a GPU: same vectors as on CPU, and the speed of each.
 
-For the text model (all-MiniLM-L6-v2) and the image model (efficientnet-lite0, through vsearch's parallel image
+For the text model (all-MiniLM-L6-v2) and the image model (efficientnet-lite0-gem, through vsearch's parallel image
 decoding): embeds the same inputs on CPU and on CUDA, requires cosine > 0.9999 for every pair, and prints
 texts/s and images/s side by side (model load excluded; image rows include decoding, as `load` does). Then it
 runs `vsearch encode --device cuda` and `--device cpu` end to end on the same photos and compares their outputs.

@@ -50,7 +50,7 @@ def test_clip_index_text_to_image_query(cli, redis_client, clip_dir, index_name,
 def test_cnn_cannot_embed_text(cli, products) -> None:
     result = cli("query", products, "a shoe", "--field", "image_vector", ok=False)
     assert result.exit_code == 1
-    assert "image model 'efficientnet-lite0' cannot embed text" in result.stderr
+    assert "image model 'efficientnet-lite0-gem' cannot embed text" in result.stderr
 
 
 def test_text_model_cannot_embed_images(cli) -> None:

@@ -51,7 +51,7 @@ def test_fields_prefix_and_image_vector(cli, redis_client, index_name) -> None:
     described = json.loads(cli("info", index_name).stdout)
     assert described["index"]["prefix"] == "shop:item:"
     models = {f["name"]: f["attrs"]["model"] for f in described["fields"] if f["type"] == "vector"}
-    assert models == {"text_vector": "all-MiniLM-L6-v2", "image_vector": "efficientnet-lite0"}
+    assert models == {"text_vector": "all-MiniLM-L6-v2", "image_vector": "efficientnet-lite0-gem"}
     assert described["documents"] == 0
 
 

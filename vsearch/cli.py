@@ -60,7 +60,8 @@ Model = Annotated[Optional[str], typer.Option(
     "--model", metavar="NAME_OR_PATH", help="sentence-transformers text model. Default: the index's, else all-MiniLM-L6-v2.")]
 ImageModel = Annotated[Optional[str], typer.Option(
     "--image-model", metavar="NAME_OR_PATH",
-    help="Image model: efficientnet-lite0 (a CNN's latent space) or a sentence-transformers CLIP model.")]
+    help="Image model: efficientnet-lite0-gem (a CNN's latent space, GeM-pooled), efficientnet-lite0 (the same, "
+         "mean-pooled) or a sentence-transformers CLIP model. Default: the index's, else efficientnet-lite0-gem.")]
 Device = Annotated[Optional[str], typer.Option("--device", help="torch device for the models: cpu, cuda, cuda:1...")]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Items the model embeds at once.")]
 OutputFmt = Annotated[Optional[OutputFormat], typer.Option(

@@ -17,7 +17,9 @@ from urllib.parse import unquote_plus
 from vsearch.errors import ConfigError
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
-DEFAULT_IMAGE_MODEL = "efficientnet-lite0"
+# EfficientNet-Lite0 with its feature map GeM-pooled (p=3); "efficientnet-lite0" (mean-pooled) stays loadable
+# for the indexes made with it (see models.CNN_IMAGE_MODELS).
+DEFAULT_IMAGE_MODEL = "efficientnet-lite0-gem"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Self
 
-from vsearch.config import Settings
+from vsearch.config import DEFAULT_IMAGE_MODEL, Settings
 from vsearch.errors import ModelError, UsageError, VsearchError
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class RayEngine:
     def image_encoder(self, name: str) -> Encoder:
         encoder = self._pool("image", name)
         if "image" not in encoder.modalities:
-            raise ModelError(f"model '{name}' cannot embed images: pass a CLIP model or 'efficientnet-lite0'")
+            raise ModelError(f"model '{name}' cannot embed images: pass a CLIP model or '{DEFAULT_IMAGE_MODEL}'")
         return encoder
 
     def pids(self) -> list[int]:
