@@ -133,7 +133,7 @@ def measure(client: Any, spec: Any, settings: Any, folder: Path, train_limit: in
 
     modes: dict[str, dict[str, Any]] = {
         "vector (FLAT, cosine)": both(lambda s: side(s, 0)),
-        "text (BM25STD, title+text)": both(lambda s: side(s, 1)),
+        "text (BM25STD, stems of title+text)": both(lambda s: side(s, 1)),
     }
     test = {qid: claims[qid] for qid in splits["test"]}
     for fusion, params in tuned.items():
