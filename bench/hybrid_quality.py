@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,7 +151,25 @@ def measure(client: Any, spec: Any, settings: Any, folder: Path, train_limit: in
                                    for fusion in Fusion}} for window in WINDOWS]
     return {"train_queries": len(splits["train"]), "test_queries": len(splits["test"]), "corpus": 5183,
             "grid": {"windows": list(WINDOWS), "alphas": list(ALPHAS), "rrf_ks": list(RRF_KS)},
-            "modes": modes, "defaults": defaults, "window_sweep_train": sweep}
+            "modes": modes, "defaults": defaults, "window_sweep_train": sweep, "cost": cost(ask, test)}
+
+
+def cost(ask: Callable[..., list[Any]], claims: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Milliseconds a query through `run_query` (k=10, default parameters) in each mode, the modes taking turns
+    claim by claim so that machine noise hits them alike; every claim's embedding is in the query cache by now."""
+    from vsearch.hybrid import Fusion, FusionParams, Mode
+
+    modes = {"vector": (Mode.vector, FusionParams()), "text": (Mode.text, FusionParams()),
+             "hybrid linear": (Mode.hybrid, FusionParams(Fusion.linear)),
+             "hybrid rrf": (Mode.hybrid, FusionParams(Fusion.rrf))}
+    times: dict[str, list[float]] = {label: [] for label in modes}
+    for text in claims.values():
+        for label, (mode, params) in modes.items():
+            started = time.perf_counter()
+            ask(text, mode, 10, params)
+            times[label].append((time.perf_counter() - started) * 1000)
+    return {label: {"median_ms": statistics.median(ms), "p99_ms": sorted(ms)[int(0.99 * (len(ms) - 1))]}
+            for label, ms in times.items()}
 
 
 def _params(params: Any) -> dict[str, Any]:

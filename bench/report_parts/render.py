@@ -299,6 +299,15 @@ def quality(result: dict[str, Any] | None, headline: list[list[str]]) -> list[st
     if direct:
         out += ["The tuned fusions once more end to end, `run_query(QueryRequest(text, k=10, mode=hybrid, fusion=tuned))` "
                 "on the test claims: " + ", ".join(direct) + " nDCG@10.", ""]
+    if "cost" in sci:
+        vector_ms = sci["cost"]["vector"]["median_ms"]
+        out += [f"What each mode costs, through `run_query` (k=10, default parameters, the {sci['test_queries']} test "
+                "claims, modes taking turns claim by claim, query embeddings from the cache; this machine):", ""]
+        out += _table(["mode", "median ms/query", "p99 ms", "vs vector"],
+                      [[label, f"{c['median_ms']:.2f}", f"{c['p99_ms']:.2f}", f"{c['median_ms'] / vector_ms:.1f}x"]
+                       for label, c in sci["cost"].items()])
+        out += ["Hybrid linear sends four searches (KNN and BM25 for the window, then each side's scores of the other's "
+                "candidates, `INKEYS`); rrf sends two.", ""]
     out += ["Published SciFact nDCG@10, for comparison:", ""]
     out += _table(["published system", "nDCG@10"], [[name, f"{low:.3f}" if low == high else f"{low:.3f} - {high:.3f}"]
                                                      for name, (low, high) in result["references"].items()])
