@@ -309,3 +309,14 @@ def test_a_word_whose_stem_is_a_stopword_leaves_no_text_side(cli, products) -> N
     hybrid = cli.jsonl("query", products, "its", "--mode", "hybrid", "--alpha", "1", "-k", "3", "--ef-runtime", "1000")
     assert [h["id"] for h in hybrid] == [h["id"] for h in cli.jsonl("query", products, "its", "-k", "3",
                                                                       "--ef-runtime", "1000")]
+
+
+def test_hybrid_with_no_text_match_ranks_by_vector_and_says_so_in_its_scores(cli, products) -> None:
+    # Every candidate scored 0 on the text side then, and min-max turned those equal zeros into a full 1: the
+    # best vector hit scored 1.0, as if both sides had ranked it first.
+    exact = ("-k", "5", "--ef-runtime", "1000")
+    fused = cli.jsonl("query", products, "xylophones", "--mode", "hybrid", *exact)
+    knn = cli.jsonl("query", products, "xylophones", "--mode", "vector", *exact)
+    assert cli.jsonl("query", products, "xylophones", "--mode", "text", "-k", "5") == []
+    assert [h["id"] for h in fused] == [h["id"] for h in knn]
+    assert fused[0]["score"] == 0.5  # alpha 0.5 times the best vector side, nothing from the text side

@@ -155,7 +155,8 @@ def candidates(client: redis.Redis, spec: IndexSpec, field: VectorField, vector:
     if terms is None:
         return vector_hits, []
     text_hits = text_search(client, spec, text, params.window, filter_expression, return_fields)
-    if params.fusion is not Fusion.linear:
+    # No document holds any of the words: there is no text side to complete, and the vector side alone ranks.
+    if params.fusion is not Fusion.linear or not text_hits:
         return vector_hits, text_hits
     in_text, in_vector = {h.id for h in text_hits}, {h.id for h in vector_hits}
     text_only = [h.id for h in text_hits if h.id not in in_vector]
