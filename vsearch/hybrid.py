@@ -66,11 +66,8 @@ def resolve_mode(spec: IndexSpec, mode: Mode | None, has_text: bool, vector_opti
     against 0.502 (vector) by colour and type, 0.861 against 0.837 by gender and type. A query that asks for
     what only vector mode has (`vector_options`: --offset, --min-score, --max-distance) stays in vector mode.
     """
-    from vsearch.schema import FieldType
-
     if mode is None:
-        text_fields = any(f.type is FieldType.text for f in spec.fields)
-        return Mode.hybrid if has_text and text_fields and not vector_options else Mode.vector
+        return Mode.hybrid if has_text and spec.text_fields and not vector_options else Mode.vector
     if mode is not Mode.vector and not has_text:
         raise UsageError(f"--mode {mode.value} needs query TEXT: --like, --vector and --image search the vectors "
                          "only (--mode vector)")

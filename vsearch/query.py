@@ -203,7 +203,7 @@ def _fingerprint(model: str) -> str | None:
 def _run_text_mode(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest,
                    mode: Mode, vector: QueryVector | None = None) -> list[Hit]:
     """--mode text (BM25 over the TEXT fields) and --mode hybrid (KNN and BM25 fused); see vsearch.hybrid."""
-    if request.offset or request.min_score is not None or request.max_distance is not None:
+    if _vector_options(request):
         raise UsageError("--offset, --min-score and --max-distance go with --mode vector")
     k = request.k if request.k is not None else DEFAULT_K
     if k < 1 or k > MAX_K:

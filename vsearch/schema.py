@@ -109,9 +109,14 @@ class IndexSpec:
         names = ", ".join(v.name for v in self.vectors) or "none"
         raise UsageError(f"index '{self.name}' has no vector field '{name}' (it has: {names})")
 
+    @property
+    def text_fields(self) -> list[str]:
+        """The names of the TEXT fields: what full-text search reads, and what the stems field is made of."""
+        return [f.name for f in self.fields if f.type is FieldType.text]
+
     def with_stems(self) -> IndexSpec:
         """This spec, holding the stems field if it has TEXT fields: what vsearch creates (see vsearch.stems)."""
-        return replace(self, stemmed_text=any(f.type is FieldType.text for f in self.fields))
+        return replace(self, stemmed_text=bool(self.text_fields))
 
     def field_types(self) -> dict[str, FieldType]:
         return {f.name: f.type for f in self.fields}

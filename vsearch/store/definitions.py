@@ -9,8 +9,8 @@ from typing import Any
 import redis
 
 from vsearch.errors import IndexNotFound, StoreError, UsageError
-from vsearch.stems import STEMS_FIELD
 from vsearch.schema import Algorithm, DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
+from vsearch.stems import STEMS_FIELD
 from vsearch.store.connection import after, decode, translate_errors
 from vsearch.store.keys import check_prefix, record_key
 
@@ -191,7 +191,7 @@ def purge_replaced_entries(client: redis.Redis, spec: IndexSpec) -> bool:
     boots" for "leather boots", 103 to 98). The collector waits for FORK_GC_CLEAN_THRESHOLD deletions (100 by
     default; the embedded server sets 0). FT.DEBUG is refused on some managed servers: then nothing changes.
     """
-    if not any(f.type is FieldType.text for f in spec.fields):
+    if not spec.text_fields:
         return True  # no full-text statistics to repair; the collector's own pace is fine for vectors and tags
     try:
         client.execute_command("FT.DEBUG", "GC_FORCEINVOKE", spec.physical)

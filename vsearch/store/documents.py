@@ -16,7 +16,7 @@ import orjson
 import redis
 
 from vsearch.errors import StoreError
-from vsearch.schema import DataType, FieldType, IndexSpec, Storage, VectorField
+from vsearch.schema import DataType, IndexSpec, Storage, VectorField
 from vsearch.stems import STEMS_FIELD, stemmed_text
 from vsearch.store.connection import translate_errors
 from vsearch.store.vectors import bytes_vector, vector_bytes
@@ -67,7 +67,7 @@ def _json_body(spec: IndexSpec, doc: Document) -> str:
 
 
 def _stems_of(spec: IndexSpec, doc: Document) -> str:
-    return stemmed_text(doc.fields[f.name] for f in spec.fields if f.type is FieldType.text and f.name in doc.fields)
+    return stemmed_text(doc.fields[name] for name in spec.text_fields if name in doc.fields)
 
 
 def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Document]) -> None:

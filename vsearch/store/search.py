@@ -13,7 +13,7 @@ import redis
 
 from vsearch.errors import UsageError
 from vsearch.filters import guard_filter, text_query
-from vsearch.schema import FieldType, IndexSpec, Metric, Storage, VectorField
+from vsearch.schema import IndexSpec, Metric, Storage, VectorField
 from vsearch.stems import STEMS_FIELD, stem_query
 from vsearch.store.connection import translate_errors
 from vsearch.store.documents import FINGERPRINT_FIELD
@@ -21,7 +21,8 @@ from vsearch.store.keys import record_key
 from vsearch.store.vectors import QueryVector, dimensions, query_blob
 
 DISTANCE = "__vsearch_distance"
-HIDDEN = {DISTANCE, FINGERPRINT_FIELD, STEMS_FIELD}
+STORED_HIDDEN = {FINGERPRINT_FIELD, STEMS_FIELD}  # what vsearch keeps in a document for itself
+HIDDEN = {DISTANCE, *STORED_HIDDEN}
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def _document_fields(spec: IndexSpec, raw: list[bytes], vector_names: set[str]) 
     if spec.storage is Storage.json and "$" in pairs:
         fields = {k: v for k, v in json.loads(pairs.pop("$")).items() if k not in hidden}
     for name, value in pairs.items():
-        if name in vector_names or name in (FINGERPRINT_FIELD, STEMS_FIELD):
+        if name in vector_names or name in STORED_HIDDEN:
             continue
         text = value.decode("utf-8", errors="replace")
         if spec.storage is Storage.json and name != DISTANCE:
@@ -271,7 +272,7 @@ def score(metric: Metric, distance: float) -> float:
 
 def text_fields(spec: IndexSpec) -> list[str]:
     """The index's TEXT fields, which full-text search reads; a UsageError when it has none."""
-    fields = [f.name for f in spec.fields if f.type is FieldType.text]
+    fields = spec.text_fields
     if not fields:
         raise UsageError(f"index '{spec.name}' has no TEXT field to search: recreate it with --text FIELD "
                          "(e.g. `vsearch create-index NAME --text title --replace`), or use --mode vector")
