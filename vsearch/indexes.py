@@ -9,8 +9,8 @@ from vsearch.config import Settings
 from vsearch.errors import UsageError
 from vsearch.models import known_dim, load_image_encoder, load_text_encoder
 from vsearch.store.keys import default_prefix
-from vsearch.schema import (HNSW_DEFAULTS, IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec, Metric,
-                            Storage, VectorField, check_params, read_schema_file)
+from vsearch.schema import (HNSW_DEFAULTS, IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec,
+                            Metric, Storage, VectorField, check_params, read_schema_file)
 
 
 @dataclass(frozen=True)

@@ -487,7 +487,8 @@ class _Run:
         if (head := self.fingerprint_heads.get((name, given))) is None:
             vector = next(v for v in self.target.vectors if v.name == name)
             model = "given" if given else self._model(vector)
-            head = self.fingerprint_heads[name, given] = f"{model}\0{name}\0{vector.dim}\0{vector.datatype.value}\0".encode()
+            head = f"{model}\0{name}\0{vector.dim}\0{vector.datatype.value}\0".encode()
+            self.fingerprint_heads[name, given] = head
         return head
 
     def _model(self, vector: VectorField) -> str:

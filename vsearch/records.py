@@ -306,9 +306,10 @@ def _read_delimited(handle: IO[str], name: str, delimiter: str) -> Iterator[Reco
 
 def _loads(line: str) -> Any:
     """json.loads, through orjson first: faster on the long number arrays of precomputed vectors (parsing fell
-    from 21% to 15% of a 10,000-vector load; bench/report.py --part loading profiles it). orjson refuses what the standard module takes (NaN,
-    integers past 64 bits, lone surrogates) and words its errors its own way: any line it refuses is parsed
-    again by the standard module, so what a line means and what an error says never depend on orjson."""
+    from 21% to 15% of a 10,000-vector load; bench/report.py --part loading profiles it). orjson refuses what the
+    standard module takes (NaN, integers past 64 bits, lone surrogates) and words its errors its own way: any line
+    it refuses is parsed again by the standard module, so what a line means and what an error says never depend on
+    orjson."""
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError:

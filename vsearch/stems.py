@@ -8,8 +8,9 @@ claims (nDCG@10): 0.652 with that expansion, 0.662 with no stemming (VERBATIM), 
 +stem, and 0.688 for BM25 over Snowball stems computed here and indexed as one NOSTEM field (bench/hybrid_quality.py).
 
 So vsearch writes the stems of every TEXT field of a document into one hidden field, STEMS_FIELD (each marked
-as a term no word can be), and a query looks its own stems up there: BM25 over stems, as Lucene's and Elasticsearch's English analysers rank.
-The stemmer is Snowball's English (Porter2), the one RediSearch itself uses, through PyStemmer.
+as a term no word can be), and a query looks its own stems up there: BM25 over stems, as Lucene's and
+Elasticsearch's English analysers rank. The stemmer is Snowball's English (Porter2), the one RediSearch itself
+uses, through PyStemmer.
 """
 
 from __future__ import annotations
