@@ -7,7 +7,12 @@ Quality is precision@10 by article type on the labelled fashion catalogue (1,000
 for each photo, the share of its 10 nearest other photos (cosine) with the same articleType.
 The naive baseline is the loop anyone writes first: one image at a time, stretched to 224x224.
 
-Usage: .venv/bin/python bench/image_quality.py [FASHION_DIR]   (default ../shared/data/fashion,
+With --poolings it then compares the CNN's poolings on quality alone, in the same run: precision@10 of every
+model name in vsearch.models.CNN_IMAGE_MODELS (efficientnet-lite0-gem, efficientnet-lite0 = the mean), plain and
+with a same-gender pre-filter (as `query --like ID --where gender=G` does; a query that cannot fill 10 hits counts
+the missing ones as misses).
+
+Usage: .venv/bin/python bench/image_quality.py [FASHION_DIR] [--poolings]   (default ../shared/data/fashion,
 else sample_data/ with 15 photos a type)
 """
 
@@ -24,23 +29,29 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vsearch.models import IMAGENET_MEAN, IMAGENET_STD, load_image_encoder, open_image, pool_features  # noqa: E402
+from vsearch.models import CNN_IMAGE_MODELS, IMAGENET_MEAN, IMAGENET_STD, load_image_encoder, open_image, pool_features  # noqa: E402
 
 
-def catalogue(folder: Path) -> tuple[list[Path], list[str]]:
+def catalogue(folder: Path, column_name: str = "articleType") -> tuple[list[Path], list[str]]:
     name, column = ("labels.csv", "filename") if (folder / "labels.csv").exists() else ("products.csv", "image")
     with open(folder / name, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return [folder / row[column] for row in rows], [row["articleType"] for row in rows]
+    return [folder / row[column] for row in rows], [row[column_name] for row in rows]
 
 
-def precision_at_10(vectors: np.ndarray, labels: list[str]) -> float:
+def precision_at_10(vectors: np.ndarray, labels: list[str], groups: list[str] | None = None) -> float:
+    """The share of each vector's 10 nearest others (cosine) with its label; with `groups`, only vectors of its
+    own group are candidates, and a query whose group cannot fill 10 counts the missing hits as misses."""
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     similarity = unit @ unit.T
     np.fill_diagonal(similarity, -np.inf)
+    if groups is not None:
+        group = np.array(groups)
+        similarity[group[:, None] != group[None, :]] = -np.inf
     nearest = np.argsort(-similarity, axis=1)[:, :10]
     truth = np.array(labels)
-    return float((truth[nearest] == truth[:, None]).mean())
+    found = np.isfinite(np.take_along_axis(similarity, nearest, axis=1))
+    return float(((truth[nearest] == truth[:, None]) & found).sum() / (10 * len(labels)))
 
 
 def naive(paths: list[Path]) -> np.ndarray:
@@ -63,7 +74,8 @@ def vsearch(paths: list[Path]) -> np.ndarray:
 
 
 def main() -> None:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "fashion"
+    given = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    folder = Path(given[0]) if given else ROOT.parent / "shared" / "data" / "fashion"
     if not folder.exists():
         folder = ROOT / "sample_data"
     paths, labels = catalogue(folder)
@@ -79,6 +91,14 @@ def main() -> None:
             seconds.append(time.perf_counter() - started)
         assert vectors is not None
         print(f"{name:28} {precision_at_10(vectors, labels):6.3f} {len(paths) / statistics.median(seconds):24.1f}")
+    if "--poolings" in sys.argv:
+        genders = catalogue(folder, "gender")[1]
+        images = [open_image(p) for p in paths]
+        print("poolings, quality only (precision@10 by article type):")
+        for model in CNN_IMAGE_MODELS:
+            vectors = load_image_encoder(model).encode_images(images)
+            print(f"  {model} ({CNN_IMAGE_MODELS[model]}): plain {precision_at_10(vectors, labels):.4f}, "
+                  f"gender pre-filter {precision_at_10(vectors, labels, genders):.4f}")
 
 
 if __name__ == "__main__":
