@@ -266,9 +266,9 @@ def drop_index(
 
     Example: vsearch drop-index products --delete-documents
     """
-    from vsearch import store
+    from vsearch import indexes, store
 
-    store.drop_index(store.connect(_settings(redis_url=redis_url)), name, delete_documents)
+    indexes.drop(store.connect(_settings(redis_url=redis_url)), name, delete_documents)
     _note(f"dropped index '{name}'" + (" and its documents" if delete_documents else ""))
 
 
@@ -342,6 +342,7 @@ def load(
         name=name, source=source, input_format=input_format, id_field=id_field, text_fields=tuple(text_field or ()),
         image_field=image_field, image_root=image_root, vector_column=vector_column, batch_size=batch_size,
         prune=prune, prune_limit=prune_limit / 100, force=force, dry_run=dry_run, strict=strict, rejects=rejects,
+        report=report_file,
         rebuild=rebuild, wait_s=wait, model=model, image_model=image_model)
     warn = (lambda message: None) if quiet else (lambda message: _note(f"vsearch: {message}"))
     with (_ray_engine(engine, ray_address, workers, gpus_per_worker, settings.device) as ray_engine,

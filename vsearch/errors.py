@@ -68,3 +68,11 @@ class LockHeld(VsearchError):
         waited = f" after waiting {waited_s:g} s" if waited_s else ""
         super().__init__(f"another run is writing to index '{name}'{waited}: try again later, or wait for it "
                          "with --wait SECONDS")
+
+
+class LockLost(StoreError):
+    """This run's lease on the index lapsed, so another run may be writing: it stops before writing more."""
+
+    def __init__(self, name: str, held_s: float) -> None:
+        super().__init__(f"lost the write lock of index '{name}' after {held_s:.0f} s (its lease lapsed, so another "
+                         "run may hold it): stopped before writing anything more")

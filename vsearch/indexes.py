@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import redis
+
 from vsearch.config import Settings
 from vsearch.errors import UsageError
 from vsearch.models import known_dim, load_image_encoder, load_text_encoder
-from vsearch.store.keys import default_prefix
+from vsearch.store.keys import check_user_prefix, default_prefix
 from vsearch.schema import (HNSW_DEFAULTS, IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec,
                             Metric, Storage, VectorField, check_params, read_schema_file)
 
@@ -48,6 +50,7 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
     if schema_file is not None:
         spec = read_schema_file(schema_file)
         spec = spec.with_name(name) if name != spec.name else spec
+        check_user_prefix(spec.prefix)
         return replace(spec, vectors=tuple(_with_model(v, settings) for v in spec.vectors)).with_stems()
     if not vectors.text and not vectors.image:
         raise UsageError("an index needs a vector field: drop --no-text-vector or add --image")
@@ -63,6 +66,8 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
         dim = vectors.image_dim or _model_dim(settings.image_model, settings, image=True)
         made.append(VectorField(IMAGE_VECTOR, "image", settings.image_model, dim, vectors.algorithm,
                                 vectors.metric, vectors.datatype, params))
+    if prefix is not None:
+        check_user_prefix(prefix)
     prefix = prefix if prefix is not None else default_prefix(name)
     return IndexSpec(name, prefix, storage, fields.fields(), tuple(made)).with_stems()
 
@@ -80,3 +85,12 @@ def _model_dim(model: str, settings: Settings, image: bool) -> int:
         loader = load_image_encoder if image else load_text_encoder
         dim = loader(model, settings.device).dim
     return dim
+
+
+def drop(client: redis.Redis, name: str, delete_documents: bool) -> None:
+    """`drop-index`: under the index's write lock, so a running load never writes into a dropped index."""
+    from vsearch import store
+    from vsearch.store.lock import index_lock
+
+    with index_lock(client, name):
+        store.drop_index(client, name, delete_documents)

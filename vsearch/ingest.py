@@ -10,8 +10,9 @@ the report. Nothing here parses command lines or prints; `progress` and `warn` a
 from __future__ import annotations
 
 import hashlib
-import secrets
 import json
+import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -30,10 +31,11 @@ from vsearch.schema import IndexSpec, VectorField
 from vsearch import store
 from vsearch.fields import document_fields, document_id, given_vector, image_path, joined_text
 from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
-from vsearch.store.definitions import get_spec, index_stats, purge_replaced_entries
-from vsearch.store.documents import FIELDS_DIGEST, Document, StoredState, read_states, read_vectors, scan_ids
+from vsearch.store.definitions import check_owned, get_spec, index_stats, purge_replaced_entries
+from vsearch.store.documents import (FIELDS_DIGEST, Document, StoredState, check_persisted, read_states, read_vectors,
+                                     scan_ids)
 from vsearch.store.keys import NAMESPACE
-from vsearch.store.lock import index_lock
+from vsearch.store.lock import Lease, index_lock
 
 SHOWN_REJECTS = 10  # reject lines printed on stderr before the rest are only counted
 RETRIES = 5
@@ -64,6 +66,7 @@ class LoadRequest:
     dry_run: bool = False
     strict: bool = False
     rejects: Path | None = None
+    report: Path | None = None  # written by the caller; checked here, before anything is read
     rebuild: bool = False
     wait_s: float = 0.0
     model: str | None = None
@@ -170,6 +173,7 @@ def run_load(
 
     `encoders` makes the models: only the embedding step differs between engines, never what is written."""
     started = time.perf_counter()
+    check_output_paths(request)
     if not is_image_source(request.source):
         request = replace(request, input_format=detect_format(request.source, request.input_format))
     spec = get_spec(client, request.name)
@@ -177,12 +181,13 @@ def run_load(
     _check_known_dimensions(spec, plan, settings, request)
     report = LoadReport(index=request.name, dry_run=request.dry_run)
     with index_lock(client, request.name, request.wait_s,
-                    waiting=lambda: warn(f"waiting up to {request.wait_s:g} s for another run on '{request.name}'")):
+                    waiting=lambda: warn(f"waiting up to {request.wait_s:g} s for another run on '{request.name}'")
+                    ) as lease:
         spec = get_spec(client, request.name)  # as it is now that this run holds the lock
         if request.rebuild and not request.dry_run:
-            _rebuild(client, settings, spec, plan, request, report, progress, warn, encoders)
+            _rebuild(client, settings, spec, plan, request, report, progress, warn, encoders, lease)
         else:
-            run = _Run(client, settings, spec, spec, plan, request, report, progress, warn, encoders)
+            run = _Run(client, settings, spec, spec, plan, request, report, progress, warn, encoders, lease)
             try:
                 run.load()
                 if request.prune:
@@ -194,9 +199,47 @@ def run_load(
                     and not purge_replaced_entries(client, spec)):
                 warn("Redis refused FT.DEBUG GC_FORCEINVOKE: full-text scores of this index are unreliable until "
                      "its garbage collector has run")
+        if not request.dry_run:
+            check_persisted(client)  # prunes and a rebuild's swap write too
         report.documents = index_stats(client, get_spec(client, request.name)).documents
     report.seconds = time.perf_counter() - started
     return report
+
+
+def check_output_paths(request: LoadRequest) -> None:
+    """Refuse --rejects and --report paths that cannot be written, or that would overwrite the input, before
+    anything is read: a rejects file opened on the input truncates it while it is read."""
+    outputs = [(option, path.expanduser()) for option, path in (("--rejects", request.rejects),
+                                                                  ("--report", request.report)) if path is not None]
+    if len(outputs) == 2 and _same_file(outputs[0][1], outputs[1][1]):
+        raise UsageError("--rejects and --report name the same file: give each its own")
+    for option, path in outputs:
+        if path.is_dir():
+            raise UsageError(f"{option} {path}: is a folder; give a file name")
+        if not path.parent.is_dir():
+            raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+        if _is_input(path, request.source):
+            raise UsageError(f"{option} {path} is the input file: writing it would destroy the input; "
+                             "give another file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _is_input(path: Path, source: str) -> bool:
+    if not path.exists():
+        return False
+    try:
+        if source == "-":  # stdin redirected from that very file (`< data.jsonl --rejects data.jsonl`)
+            ours, theirs = os.fstat(0), os.stat(path)
+            return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+        return Path(source).is_file() and os.path.samefile(source, path)
+    except (OSError, ValueError):
+        return False
 
 
 def plan_load(spec: IndexSpec, request: LoadRequest) -> LoadPlan:
@@ -264,8 +307,9 @@ class _Run:
 
     def __init__(self, client: redis.Redis, settings: Settings, source: IndexSpec, target: IndexSpec, plan: LoadPlan,
                  request: LoadRequest, report: LoadReport, progress: Callable[[int], None],
-                 warn: Callable[[str], None], encoders: EncoderSource = encoder_for) -> None:
+                 warn: Callable[[str], None], encoders: EncoderSource = encoder_for, lease: Lease | None = None) -> None:
         self.client, self.settings, self.source, self.target = client, settings, source, target
+        self.lease = lease  # checked before every write: a run that lost its lock writes nothing more
         self.make_encoder = encoders
         self.plan, self.request, self.report, self.progress, self.warn = plan, request, report, progress, warn
         # The ids this run has read live in Redis, not in this process, so that memory stays constant whatever
@@ -385,6 +429,10 @@ class _Run:
             if candidate is not None:
                 candidate.claimed = True
 
+    def check_lease(self) -> None:
+        if self.lease is not None:
+            self.lease.check()
+
     def was_read(self, ids: list[str]) -> list[bool]:
         with store.translate_errors("cannot read the ids of this run"):
             return [found is not None for found in self.client.hmget(self.seen_key, ids)] if ids else []
@@ -431,8 +479,10 @@ class _Run:
         self._embed(to_embed)
         to_write = [c for c in to_write if not c.rejected]
         if to_write and not self.request.dry_run:
+            self.check_lease()
             store.write_documents(self.client, self.target, [
                 Document(c.id, c.fields, c.vectors, c.fingerprint, c.record.where(), new=c.new) for c in to_write])
+            check_persisted(self.client, f"the last batch's {len(to_write)} document(s)")
         # Counted only once the batch is stored, so a retried batch is not counted twice.
         self.report.skipped += skipped
         self.report.embedded += sum(1 for c in to_write if c.embedded)
@@ -451,6 +501,7 @@ class _Run:
     # -- records to candidates --------------------------------------------------------------------
 
     def _candidate(self, record: Record) -> _Candidate | None:
+        doc_id = None
         try:
             if record.error:
                 raise Rejected(record.error)
@@ -460,7 +511,7 @@ class _Run:
             contents = self._contents(record)
             fingerprint = {name: self._fingerprint(name, content) for name, content in contents.items()}
         except (Rejected, InputError) as exc:
-            self._reject(record, str(exc))
+            self._reject(record, str(exc), identified=doc_id is not None)
             return None
         fingerprint[FIELDS_DIGEST] = _digest(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode())
         return _Candidate(record, doc_id, fields, contents, fingerprint)
@@ -486,12 +537,12 @@ class _Run:
         """The model and the field's shape, as a fingerprint starts: the same for every record of a run."""
         if (head := self.fingerprint_heads.get((name, given))) is None:
             vector = next(v for v in self.target.vectors if v.name == name)
-            model = "given" if given else self._model(vector)
+            model = "given" if given else self.model_for(vector)
             head = f"{model}\0{name}\0{vector.dim}\0{vector.datatype.value}\0".encode()
             self.fingerprint_heads[name, given] = head
         return head
 
-    def _model(self, vector: VectorField) -> str:
+    def model_for(self, vector: VectorField) -> str:
         override = self.request.image_model if vector.embeds == "image" else self.request.model
         return model_name_for(vector, override, self.settings)
 
@@ -556,20 +607,23 @@ class _Run:
 
     # -- rejects -----------------------------------------------------------------------------------
 
-    def _reject(self, record: Record, reason: str) -> None:
+    def _reject(self, record: Record, reason: str, identified: bool = True) -> None:
+        """`identified`: the record's id was read, so --prune knows to keep its document."""
         message = reason if reason.startswith(record.source) else f"{record.where()}: {reason}"
         self.batch_rejects.append(message)
         if self.request.strict:
             raise InputError(f"{message} (--strict: nothing of this batch or after it was written)")
         self.report.rejected += 1
-        if not record.data and record.error:
+        if not identified:
             self.unidentified += 1
         if self.report.rejected <= SHOWN_REJECTS:
             self.warn(f"rejected {message}")
         if self.request.rejects is not None and not self.request.dry_run:
             if self.rejects is None:
                 # surrogateescape: a line that was not UTF-8 goes back out as the bytes it came in as.
-                self.rejects = open(self.request.rejects, "w", encoding="utf-8", errors="surrogateescape", newline="")
+                # 0600, as --report: rejected records are the user's data, never for other local users.
+                descriptor = os.open(self.request.rejects.expanduser(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                self.rejects = open(descriptor, "w", encoding="utf-8", errors="surrogateescape", newline="")
             raw = record.raw or json.dumps(record.data, ensure_ascii=False)
             self.rejects.write(raw if raw.endswith("\n") else raw + "\n")
             self.rejects.flush()
@@ -618,39 +672,88 @@ def _file_digest(path: Path) -> bytes:
 def _prune(client: redis.Redis, spec: IndexSpec, run: _Run, request: LoadRequest, report: LoadReport,
            warn: Callable[[str], None]) -> None:
     if run.unknown_ids:
-        report.prune_skipped = f"{run.unidentified} rejected record(s) had no readable id"
-        warn(f"--prune skipped: {report.prune_skipped}, so no document can safely be called absent")
+        _skip_prune(run, report, warn)
         return
+    check_owned(client, spec.name, spec.prefix)
     absent: list[str] = []
-    page: list[str] = []
-    for doc_id in scan_ids(client, spec):
-        page.append(doc_id)
-        if len(page) >= PRUNE_PAGE:
-            absent += [i for i, read in zip(page, run.was_read(page)) if not read]
-            page = []
-    absent += [i for i, read in zip(page, run.was_read(page)) if not read]
-    total = max(index_stats(client, spec).documents, 1)
-    if absent and len(absent) / total > request.prune_limit and not request.force:
-        raise UsageError(f"--prune would delete {len(absent)} of {total} documents ({len(absent) / total:.0%}), more "
-                         f"than --prune-limit {request.prune_limit:.0%}: check the input, or pass --force")
+    for page in _pages(scan_ids(client, spec)):
+        absent += [i for i, read in zip(page, run.was_read(page)) if not read]
+    _check_prune_limit(len(absent), index_stats(client, spec).documents, request)
+    if not request.dry_run:
+        run.check_lease()
     report.deleted = len(absent) if request.dry_run else store.delete_documents(client, spec, absent)
+
+
+def _skip_prune(run: _Run, report: LoadReport, warn: Callable[[str], None]) -> None:
+    report.prune_skipped = f"{run.unidentified} rejected record(s) had no readable id"
+    warn(f"--prune skipped: {report.prune_skipped}, so no document can safely be called absent")
+
+
+def _check_prune_limit(dropping: int, total: int, request: LoadRequest) -> None:
+    """The safety net of a nightly run: a truncated or empty export must not empty the index."""
+    total = max(total, 1)
+    if dropping and dropping / total > request.prune_limit and not request.force:
+        what = "--rebuild" if request.rebuild else "--prune"
+        raise UsageError(f"{what} would delete {dropping} of {total} documents ({dropping / total:.0%}), more "
+                         f"than --prune-limit {request.prune_limit:.0%}: check the input, or pass --force")
+
+
+def _pages(ids: Iterator[str]) -> Iterator[list[str]]:
+    while page := list(islice(ids, PRUNE_PAGE)):
+        yield page
 
 
 def _rebuild(client: redis.Redis, settings: Settings, live: IndexSpec, plan: LoadPlan, request: LoadRequest,
              report: LoadReport, progress: Callable[[int], None], warn: Callable[[str], None],
-             encoders: EncoderSource = encoder_for) -> None:
+             encoders: EncoderSource, lease: Lease) -> None:
     """Load the whole input into a new generation beside the live one (reusing the live vectors whose content
-    did not change), then let `rebuild.go_live` check it and swap it in."""
+    did not change), settle the live documents the input did not bring, then let `rebuild.go_live` check the new
+    generation and swap it in."""
     new = next_generation(client, live)
-    run = _Run(client, settings, live, new, plan, request, report, progress, warn, encoders)
+    run = _Run(client, settings, live, new, plan, request, report, progress, warn, encoders, lease)
     try:
         try:
             run.load()
+            carried = _settle_left_out(client, live, new, run, request, report, warn)
         finally:
             run.forget_ids()
         run.check_indexed()
-        go_live(client, live, new, report.embedded + report.updated)
+        go_live(client, live, new, report.embedded + report.updated + carried, lease)
     except BaseException:
         abandon(client, new)
         raise
     report.rebuilt = True
+
+
+def _settle_left_out(client: redis.Redis, live: IndexSpec, new: IndexSpec, run: _Run, request: LoadRequest,
+                     report: LoadReport, warn: Callable[[str], None]) -> int:
+    """The live documents a rebuild did not write: those of rejected records stay (as a plain load keeps them),
+    and so do those the input no longer has, unless --prune drops them, within --prune-limit as a plain prune.
+    Returns how many were carried over to the new generation."""
+    rejected: list[str] = []
+    absent: list[str] = []
+    for page in _pages(scan_ids(client, live)):
+        for doc_id, read, written in zip(page, run.was_read(page), store.exist(client, new, page)):
+            if not written:
+                (rejected if read else absent).append(doc_id)
+    drop = request.prune and not run.unknown_ids
+    if request.prune and run.unknown_ids and absent:
+        _skip_prune(run, report, warn)
+    if drop:
+        _check_prune_limit(len(absent), index_stats(client, live).documents, request)
+        report.deleted = len(absent)
+    keep = rejected + ([] if drop else absent)
+    if keep:
+        _check_carried_vectors(live, run, len(keep))
+        run.check_lease()
+    return store.copy_documents(client, live, new, keep)
+
+
+def _check_carried_vectors(live: IndexSpec, run: _Run, count: int) -> None:
+    """A carried-over document keeps its vectors: refuse when this rebuild makes them with another model."""
+    for vector in live.vectors:
+        if vector in run.plan.planned and vector.model and run.model_for(vector) != vector.model:
+            raise UsageError(f"this rebuild embeds {vector.name} with '{run.model_for(vector)}' instead of "
+                             f"'{vector.model}', but {count} live document(s) are not in the input or were rejected, "
+                             "and their vectors cannot be made again: load the full input, or add --prune to drop "
+                             "the absent ones")

@@ -7,48 +7,40 @@ A failed rebuild drops the half-built generation and leaves the live one serving
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import redis
 
 from vsearch.errors import StoreError, UsageError
-from vsearch.schema import IndexSpec, Storage
-from vsearch.store.connection import translate_errors
-from vsearch.store.definitions import create_index, drop_physical, get_spec, index_exists, index_stats, swap_alias
-from vsearch.store.documents import delete_prefix, key_of, scan_ids
-from vsearch.store.keys import default_prefix, generation_prefix
-from vsearch.store.lock import index_lock
-from vsearch.store.vectors import bytes_vector, vector_bytes
+from vsearch.schema import IndexSpec
+from vsearch.store.definitions import (create_index, drop_physical, drop_stale_generations, get_spec, index_exists,
+                                       index_stats, prefixes_in_use, swap_alias)
+from vsearch.store.documents import check_persisted, copy_documents, delete_prefix, scan_ids
+from vsearch.store.keys import check_prefix, default_prefix, generation_prefix
+from vsearch.store.lock import Lease, index_lock
 
 INDEXING_WAIT_S = 600.0
-COPY_BATCH = 500
 
 
 def next_generation(client: redis.Redis, live: IndexSpec, spec: IndexSpec | None = None) -> IndexSpec:
     """The next generation of `live` (with `spec`'s schema when given), created empty and not yet aliased.
 
-    A generation left behind by a killed rebuild is dropped first: it never served a query.
+    Its prefix is checked against every other index before any key is deleted. Generations left behind by a
+    killed rebuild are dropped first, with their documents: they never served a query.
     """
     if not live.generation:
         raise UsageError(f"index '{live.name}' was not created by vsearch (it has no alias to swap): "
                          "recreate it with `vsearch create-index` to rebuild it without downtime")
     generation = live.generation + 1
     base = replace(spec or live, name=live.name)
-    if spec is None or spec.prefix in (live.prefix, default_prefix(live.name)):
-        given = live.prefix
-    else:
-        given = spec.prefix
-    if given == default_prefix(live.name, live.generation) or given == default_prefix(live.name):
-        prefix = default_prefix(live.name, generation)
-    else:
-        prefix = generation_prefix(re.sub(r"~\d+(?=[:~]?$)", "", given), generation)
+    given = live.prefix if spec is None or spec.prefix in (live.prefix, default_prefix(live.name)) else spec.prefix
     # with_stems: a rebuild rewrites every document, so an index made before the stems field gets it here.
-    new = replace(base, generation=generation, prefix=prefix).with_stems()
-    abandon(client, new)
+    new = replace(base, generation=generation, prefix=generation_prefix(given, generation)).with_stems()
+    check_prefix(new.prefix, prefixes_in_use(client, ignore=live.name))
+    drop_stale_generations(client, live.name, live.physical)
+    delete_prefix(client, new.prefix)  # keys of a killed rebuild whose index was already dropped
     return create_index(client, new, replacing=live.name)
 
 
@@ -56,7 +48,8 @@ def abandon(client: redis.Redis, new: IndexSpec) -> None:
     """Drop a generation that never went live, with whatever documents it has."""
     if index_exists(client, new.physical):
         drop_physical(client, new, delete_documents=True)
-    delete_prefix(client, new.prefix)
+    else:
+        delete_prefix(client, new.prefix)
 
 
 def wait_indexed(client: redis.Redis, spec: IndexSpec, seconds: float = INDEXING_WAIT_S) -> Any:
@@ -68,7 +61,7 @@ def wait_indexed(client: redis.Redis, spec: IndexSpec, seconds: float = INDEXING
         time.sleep(0.1)
 
 
-def go_live(client: redis.Redis, live: IndexSpec, new: IndexSpec, expected: int) -> None:
+def go_live(client: redis.Redis, live: IndexSpec, new: IndexSpec, expected: int, lease: Lease) -> None:
     """Check the new generation (indexing finished, no failures, every document in), swap, drop the old one."""
     stats = wait_indexed(client, new)
     if stats.indexing:
@@ -77,20 +70,22 @@ def go_live(client: redis.Redis, live: IndexSpec, new: IndexSpec, expected: int)
         raise StoreError(f"Redis could not index {stats.indexing_failures} documents of the new generation of '{new.name}'")
     if stats.documents != expected:
         raise StoreError(f"the new generation of '{new.name}' holds {stats.documents} documents, but {expected} were written")
+    check_persisted(client, f"the new generation's {stats.documents} document(s)")
+    lease.check()
     swap_alias(client, live, new)
     drop_physical(client, live, delete_documents=True)
 
 
 def replace_schema(client: redis.Redis, spec: IndexSpec, explicit_prefix: bool) -> tuple[IndexSpec, int]:
     """`create-index NAME --replace`: the live documents, copied under the new schema, take over NAME."""
-    with index_lock(client, spec.name):
+    with index_lock(client, spec.name) as lease:
         live = get_spec(client, spec.name)
         _check_vectors_compatible(live, spec)
         wanted = spec if explicit_prefix else replace(spec, prefix=live.prefix)
         new = next_generation(client, live, wanted)
         try:
-            copied = _copy_documents(client, live, new)
-            go_live(client, live, new, copied)
+            copied = copy_documents(client, live, new, scan_ids(client, live))
+            go_live(client, live, new, copied, lease)
         except BaseException:
             abandon(client, new)
             raise
@@ -111,49 +106,3 @@ def _check_vectors_compatible(live: IndexSpec, spec: IndexSpec) -> None:
                              f"`vsearch load {spec.name} FILE --rebuild --model ...`")
     if live.storage is not spec.storage:
         raise UsageError("--replace cannot change the storage type (hash/json); create a new index and load it")
-
-
-def _copy_documents(client: redis.Redis, live: IndexSpec, new: IndexSpec) -> int:
-    """Copy every live document to the new generation's prefix, converting vectors to the new element type."""
-    conversions = {v.name: (old.datatype, v.datatype) for v in new.vectors
-                   for old in live.vectors if old.name == v.name and old.datatype is not v.datatype}
-    copied = 0
-    batch: list[str] = []
-
-    def flush() -> None:
-        nonlocal copied
-        read = client.pipeline(transaction=False)
-        for doc_id in batch:
-            if live.storage is Storage.json:
-                read.execute_command("JSON.GET", key_of(live, doc_id), "$")
-            else:
-                read.hgetall(key_of(live, doc_id))
-        with translate_errors(f"cannot read documents of index '{live.name}'"):
-            bodies = read.execute()
-        write = client.pipeline(transaction=True)
-        for doc_id, body in zip(batch, bodies):
-            if not body:
-                continue  # deleted meanwhile
-            key = key_of(new, doc_id)
-            if live.storage is Storage.json:
-                write.execute_command("JSON.SET", key, "$", json.dumps(json.loads(body)[0]))
-            else:
-                mapping = cast(dict[bytes, bytes], body)
-                for name, (before, after) in conversions.items():
-                    raw = mapping.get(name.encode())
-                    if raw is not None:
-                        mapping[name.encode()] = vector_bytes(bytes_vector(raw, before), after)
-                write.delete(key)
-                write.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            copied += 1
-        with translate_errors(f"cannot write to the new generation of '{new.name}'"):
-            write.execute()
-        batch.clear()
-
-    for doc_id in scan_ids(client, live):
-        batch.append(doc_id)
-        if len(batch) >= COPY_BATCH:
-            flush()
-    if batch:
-        flush()
-    return copied

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,7 +13,7 @@ from vsearch.errors import IndexNotFound, StoreError, UsageError
 from vsearch.schema import Algorithm, DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
 from vsearch.stems import STEMS_FIELD
 from vsearch.store.connection import after, decode, translate_errors
-from vsearch.store.keys import check_prefix, record_key
+from vsearch.store.keys import NAMESPACE, check_prefix, overlaps, record_key
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,76 @@ def index_exists(client: redis.Redis, name: str) -> bool:
     return _info(client, name) is not None
 
 
-def prefixes_in_use(client: redis.Redis, ignore: str | None = None) -> list[tuple[str, str]]:
-    """(prefix, index) for every index on the server, whoever made it; `ignore` skips one alias's generations."""
+def _physical_indexes(client: redis.Redis) -> list[str]:
     with translate_errors("cannot list indexes"):
-        names = [str(n) for n in decode(client.execute_command("FT._LIST"))]  # type: ignore[union-attr]
+        return [str(n) for n in decode(client.execute_command("FT._LIST"))]  # type: ignore[union-attr]
+
+
+def _generation_of(physical: str, name: str) -> bool:
+    """Whether `physical` is one of index NAME's generations (`NAME~N`), or NAME itself."""
+    return physical == name or re.fullmatch(re.escape(name) + r"~\d+", physical) is not None
+
+
+def _prefixes(info: list[Any]) -> list[str]:
+    return [str(p) for p in after(after(info, "index_definition"), "prefixes") or [""]]  # type: ignore[arg-type]
+
+
+def prefixes_in_use(client: redis.Redis, ignore: str | None = None) -> list[tuple[str, str]]:
+    """(prefix, index) for every index on the server, whoever made it; `ignore` skips one name's generations."""
     taken = []
-    for physical in names:
+    for physical in _physical_indexes(client):
+        if ignore is not None and _generation_of(physical, ignore):
+            continue
         info = _info(client, physical)
         if info is None:  # dropped meanwhile
             continue
-        owner = physical.rsplit("~", 1)[0] if "~" in physical else physical
-        if ignore is not None and owner == ignore:
-            continue
-        for prefix in after(after(info, "index_definition"), "prefixes") or [""]:  # type: ignore[arg-type]
-            taken.append((str(prefix), owner))
+        owner = re.sub(r"~\d+$", "", physical)
+        taken += [(prefix, owner) for prefix in _prefixes(info)]
     return taken
+
+
+def check_owned(client: redis.Redis, name: str, prefix: str) -> None:
+    """Refuse to scan or delete keys under `prefix` unless they can only be index NAME's own.
+
+    An index made by another tool may have no prefix (it indexes every key) or share one with another index:
+    deleting by such a prefix would delete other indexes' documents, or the whole database.
+    """
+    why = None
+    if not prefix:
+        why = "it has no key prefix, so it indexes every key in the database"
+    elif overlaps(prefix, NAMESPACE):
+        why = f"its prefix '{prefix}' overlaps vsearch's own keys"
+    else:
+        shared = [(p, owner) for p, owner in prefixes_in_use(client, ignore=name) if overlaps(prefix, p)]
+        if shared:
+            why = f"its prefix '{prefix}' overlaps index '{shared[0][1]}' (prefix '{shared[0][0] or '(none)'}')"
+    if why:
+        raise UsageError(f"vsearch will not delete documents of index '{name}' by prefix: {why}; drop it without "
+                         "--delete-documents, and delete its keys yourself")
+
+
+def stale_generations(client: redis.Redis, name: str, live: str | None) -> list[tuple[str, list[str]]]:
+    """(physical index, its prefixes) for every generation of NAME but `live`: left behind by a killed rebuild."""
+    found = []
+    for physical in _physical_indexes(client):
+        if physical != live and physical != name and _generation_of(physical, name):
+            info = _info(client, physical)
+            if info is not None:
+                found.append((physical, _prefixes(info)))
+    return found
+
+
+def drop_stale_generations(client: redis.Redis, name: str, live: str | None) -> None:
+    """Drop the generations of NAME that never went live (a killed rebuild's), with their documents."""
+    from vsearch.store.documents import delete_prefix
+
+    for physical, prefixes in stale_generations(client, name, live):
+        for prefix in prefixes:
+            check_owned(client, name, prefix)
+        with translate_errors(f"cannot drop index '{name}'"):
+            client.execute_command("FT.DROPINDEX", physical)
+        for prefix in prefixes:
+            delete_prefix(client, prefix)
 
 
 def create_index(client: redis.Redis, spec: IndexSpec, replacing: str | None = None) -> IndexSpec:
@@ -125,11 +181,31 @@ def drop_physical(client: redis.Redis, spec: IndexSpec, delete_documents: bool) 
 
 
 def drop_index(client: redis.Redis, name: str, delete_documents: bool) -> None:
+    """Drop index NAME (its alias, every generation, its record) and, if asked, its documents.
+
+    Every check comes first: a refused drop changes nothing."""
     spec = get_spec(client, name)
+    info = _info(client, spec.physical)
+    prefixes = _prefixes(info) if info is not None else [spec.prefix]
+    if delete_documents:
+        for prefix in prefixes:
+            check_owned(client, name, prefix)
+        for _, stale in stale_generations(client, name, spec.physical):
+            for prefix in stale:
+                check_owned(client, name, prefix)
     if spec.generation:
         with translate_errors(f"cannot drop index '{name}'"):
             client.execute_command("FT.ALIASDEL", name)
-    drop_physical(client, spec, delete_documents)
+    if info is not None:
+        with translate_errors(f"cannot drop index '{name}'"):
+            client.execute_command("FT.DROPINDEX", spec.physical)
+    if delete_documents:
+        from vsearch.store.documents import delete_prefix
+
+        for prefix in prefixes:
+            delete_prefix(client, prefix)
+    if spec.generation:
+        drop_stale_generations(client, name, spec.physical)  # with their documents: they never served a query
     with translate_errors(f"cannot drop index '{name}'"):
         client.delete(record_key(name))
 

@@ -8,7 +8,7 @@ index with TEXT fields has a second one, STEMS_FIELD: the stems its text and hyb
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -104,6 +104,22 @@ def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Do
         written = len(documents) - len(names)
         raise StoreError(f"Redis refused {len(names)} document(s) of a batch ({'; '.join(names[:5])}): "
                          f"{replies[failed[0]]}; {written} other document(s) of that batch were written")
+
+
+def check_persisted(client: redis.Redis, what: str = "the last writes") -> None:
+    """Fail when Redis could not put the last writes on disk (a full disk, a read-only file system).
+
+    Redis writes its append-only file before it answers, and answers a write it could not persist as if it had
+    succeeded; only INFO tells (`aof_last_write_status:err`; `rdb_last_bgsave_status` where it saves snapshots).
+    Such documents live in memory only and are gone when the server stops.
+    """
+    with translate_errors("cannot check that Redis saved the documents"):
+        info = cast(dict[str, Any], client.info("persistence"))
+    failed = [name for name, enabled in (("aof_last_write_status", info.get("aof_enabled")),
+                                         ("rdb_last_bgsave_status", True)) if enabled and info.get(name) == "err"]
+    if failed:
+        raise StoreError(f"Redis could not write its data to disk ({failed[0]}: err; is the disk full?): {what} "
+                         "are in its memory only and are lost if it stops; free disk space, then rerun")
 
 
 def read_states(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> list[StoredState | None]:
@@ -220,6 +236,8 @@ def delete_documents(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -
 
 
 def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    if not prefix:  # the callers check ownership first; an empty prefix would match every key of the database
+        raise StoreError("refusing to delete keys by an empty prefix")
     pattern = _glob_escape(prefix) + "*"
     deleted = 0
     with translate_errors(f"cannot delete keys under '{prefix}'"):
@@ -232,3 +250,72 @@ def delete_prefix(client: redis.Redis, prefix: str) -> int:
         if batch:
             deleted += int(client.delete(*batch))
     return deleted
+
+
+COPY_BATCH = 500
+
+
+def exist(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> list[bool]:
+    """Whether each id has a document under the index's prefix."""
+    pipe = client.pipeline(transaction=False)
+    for doc_id in ids:
+        pipe.exists(key_of(spec, doc_id))
+    with translate_errors(f"cannot read documents of index '{spec.name}'"):
+        return [bool(found) for found in pipe.execute()] if ids else []
+
+
+def copy_documents(client: redis.Redis, source: IndexSpec, target: IndexSpec, ids: Iterable[str]) -> int:
+    """Copy documents from one generation to another, as the target's schema stores them: vectors converted to its
+    element types, and the stems field made again from its TEXT fields (a schema that gains a TEXT field would
+    otherwise keep stems that lack it, and text mode would not find its words). Returns how many were copied."""
+    conversions = {v.name: (old.datatype, v.datatype) for v in target.vectors
+                   for old in source.vectors if old.name == v.name and old.datatype is not v.datatype}
+    copied = 0
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal copied
+        read = client.pipeline(transaction=False)
+        for doc_id in batch:
+            if source.storage is Storage.json:
+                read.execute_command("JSON.GET", key_of(source, doc_id), "$")
+            else:
+                read.hgetall(key_of(source, doc_id))
+        with translate_errors(f"cannot read documents of index '{source.name}'"):
+            bodies = read.execute()
+        write = client.pipeline(transaction=True)
+        for doc_id, body in zip(batch, bodies):
+            if not body:
+                continue  # deleted meanwhile
+            key = key_of(target, doc_id)
+            if source.storage is Storage.json:
+                document = json.loads(body)[0]
+                document.pop(STEMS_FIELD, None)
+                if target.stemmed_text:
+                    document[STEMS_FIELD] = stemmed_text(document[n] for n in target.text_fields if n in document)
+                write.execute_command("JSON.SET", key, "$", json.dumps(document, ensure_ascii=False))
+            else:
+                mapping = cast(dict[bytes, bytes], body)
+                for name, (before, after) in conversions.items():
+                    raw = mapping.get(name.encode())
+                    if raw is not None:
+                        mapping[name.encode()] = vector_bytes(bytes_vector(raw, before), after)
+                mapping.pop(STEMS_FIELD.encode(), None)
+                if target.stemmed_text:
+                    texts = (mapping[n.encode()].decode("utf-8", "replace")
+                             for n in target.text_fields if n.encode() in mapping)
+                    mapping[STEMS_FIELD.encode()] = stemmed_text(texts).encode()
+                write.delete(key)
+                write.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            copied += 1
+        with translate_errors(f"cannot write to the new generation of '{target.name}'"):
+            write.execute()
+        batch.clear()
+
+    for doc_id in ids:
+        batch.append(doc_id)
+        if len(batch) >= COPY_BATCH:
+            flush()
+    if batch:
+        flush()
+    return copied

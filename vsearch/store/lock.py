@@ -1,6 +1,8 @@
 """One writer per index: a lock held in Redis with a TTL that its holder renews and only its token releases.
 
-A crashed holder stops renewing, so the lock expires within TTL seconds and the next run goes ahead.
+A crashed holder stops renewing, so the lock expires within TTL seconds and the next run goes ahead. A holder
+that finds its token gone (its lease lapsed, so another run may hold the lock now) must write nothing more:
+`Lease.check` is called before every write and raises LockLost then.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from contextlib import contextmanager
 
 import redis
 
-from vsearch.errors import LockHeld
+from vsearch.errors import LockHeld, LockLost
 from vsearch.store.connection import translate_errors
 from vsearch.store.keys import lock_key
 
@@ -25,9 +27,32 @@ _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPI
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
 
 
+class Lease:
+    """The held lock. Tokens are random and a lapsed key never comes back, so finding our token in the key
+    means no other run has held the lock since we took it."""
+
+    def __init__(self, client: redis.Redis, name: str, key: str, token: str, ttl_ms: int) -> None:
+        self.client, self.name, self.key, self.token, self.ttl_ms = client, name, key, token, ttl_ms
+        self.taken = time.monotonic()
+        self.lost = False
+
+    def renew(self) -> bool:
+        """Extend the lease by a whole TTL; False once the token is gone (the lease lapsed)."""
+        if not self.lost and not self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms):
+            self.lost = True
+        return not self.lost
+
+    def check(self) -> None:
+        """Before a write: renew now (one round trip), and stop the run if the lock is no longer ours."""
+        with translate_errors(f"cannot renew the lock of index '{self.name}'"):
+            held = self.renew()
+        if not held:
+            raise LockLost(self.name, time.monotonic() - self.taken)
+
+
 @contextmanager
 def index_lock(client: redis.Redis, name: str, wait_s: float = 0.0, ttl_ms: int = TTL_MS,
-               waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+               waiting: Callable[[], None] = lambda: None) -> Iterator[Lease]:
     """Hold the write lock of index NAME for the duration of the block, waiting up to `wait_s` for it."""
     key, token = lock_key(name), secrets.token_hex(16)
     deadline = time.monotonic() + wait_s
@@ -40,11 +65,12 @@ def index_lock(client: redis.Redis, name: str, wait_s: float = 0.0, ttl_ms: int 
                 waiting()
                 told = True
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+    lease = Lease(client, name, key, token, ttl_ms)
     stop = threading.Event()
-    renewer = threading.Thread(target=_renew, args=(client, key, token, ttl_ms, stop), daemon=True)
+    renewer = threading.Thread(target=_keep_renewing, args=(lease, stop), daemon=True)
     renewer.start()
     try:
-        yield
+        yield lease
     finally:
         stop.set()
         renewer.join()
@@ -54,9 +80,11 @@ def index_lock(client: redis.Redis, name: str, wait_s: float = 0.0, ttl_ms: int 
             pass  # the server is gone: the lock expires by itself
 
 
-def _renew(client: redis.Redis, key: str, token: str, ttl_ms: int, stop: threading.Event) -> None:
-    while not stop.wait(ttl_ms / 3000):
+def _keep_renewing(lease: Lease, stop: threading.Event) -> None:
+    """Renew three times a lease: a run busy embedding for longer than the TTL keeps its lock."""
+    while not stop.wait(lease.ttl_ms / 3000):
         try:
-            client.eval(_RENEW, 1, key, token)
+            if not lease.renew():
+                return  # lapsed: the next write's check stops the run
         except redis.RedisError:
-            pass  # a lost connection: the main thread finds out and stops; the lock then expires
+            pass  # a lost connection: the main thread retries; its next check renews or finds the lock lost
