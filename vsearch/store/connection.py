@@ -51,6 +51,8 @@ def translate_errors(what: str) -> Iterator[None]:
     try:
         yield
     except redis.ResponseError as exc:
+        if str(exc).startswith("MISCONF"):  # it refuses writes once it could not save to disk
+            raise StoreError(f"{what}: Redis cannot write its data to disk (is the disk full?): {reason(exc)}") from exc
         raise StoreError(f"{what}: Redis said: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise ConnectionLost(f"{what}: lost the connection to Redis ({reason(exc)})") from exc
