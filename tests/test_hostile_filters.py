@@ -2,6 +2,10 @@
 
 The reference form of a generated filter has every stopword-only part removed (what RediSearch's parser does
 to them when it does not crash); it holds no stopword, so it is safe to send as it is.
+
+- A TAG value is kept whole, commas and all: `--where "cat=Shoes, Boots"`, `in (...)` and `!=` find exactly
+  the documents loaded with it (vsearch's indexes split tags only at U+001F, which `load` refuses in a value);
+  an index made before that, which splits at ',', refuses such a `--where` with the way out (`--rebuild`).
 """
 
 from __future__ import annotations
@@ -180,3 +184,79 @@ def test_a_where_text_value_never_crashes_the_server(redis_client, corpus, text)
     _ids(redis_client, corpus, where)
     _ids(redis_client, corpus, where, knn=True)
     assert redis_client.ping()
+
+
+TAG_WITH_COMMAS = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12).map(
+    str.strip).filter(bool)
+
+
+@pytest.fixture(scope="module")
+def tag_index(cli):
+    name = f"tags{uuid.uuid4().hex[:8]}"
+    cli("create-index", name, "--dim", str(DIM), "--algorithm", "flat", "--tag", "cat")
+    yield name
+    cli("drop-index", name, "--delete-documents")
+
+
+def _load_tags(cli, name: str, values: list) -> None:
+    rows = [{"id": f"{i}", "cat": value, "v": [1.0, float(i), 0.0, 0.0]} for i, value in enumerate(values)]
+    cli("load", name, "-", "--vector-column", "v", "--format", "jsonl",
+        input="".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _where_ids(cli, name: str, *where: str) -> set[str]:
+    args = ["query", name, "--vector", "[1, 0, 0, 0]", "-k", "100", "--format", "jsonl"]
+    for w in where:
+        args += ["--where", w]
+    return {hit["id"] for hit in cli.jsonl(*args)}
+
+
+@cases(40)
+@given(st.lists(TAG_WITH_COMMAS, min_size=1, max_size=4, unique_by=str.casefold))
+def test_a_loaded_tag_value_with_commas_is_found_whole(cli, tag_index, values) -> None:
+    _load_tags(cli, tag_index, values)
+    try:
+        for i, value in enumerate(values):
+            quoted = '"' + value.replace('"', '""') + '"'
+            assert _where_ids(cli, tag_index, f"cat={value}") == {f"{i}"}, value
+            assert _where_ids(cli, tag_index, f"cat in ({quoted})") == {f"{i}"}, value
+            assert _where_ids(cli, tag_index, f"cat!={value}") == {f"{j}" for j in range(len(values)) if j != i}
+    finally:
+        cli("load", tag_index, "-", "--vector-column", "v", "--format", "jsonl", "--prune", "--force",
+            input=json.dumps({"id": "0", "cat": "x", "v": [1, 0, 0, 0]}) + "\n")
+
+
+def test_tag_examples_with_commas_and_lists(cli, index_name) -> None:
+    cli("create-index", index_name, "--dim", str(DIM), "--algorithm", "flat", "--tag", "cat")
+    _load_tags(cli, index_name, ["Shoes, Boots", "Shoes", ["Boots", "Hats"]])
+    assert _where_ids(cli, index_name, "cat=Shoes, Boots") == {"0"}
+    assert _where_ids(cli, index_name, "cat=Shoes") == {"1"}
+    assert _where_ids(cli, index_name, "cat=Boots") == {"2"}  # a list is several tags
+    assert _where_ids(cli, index_name, 'cat in ("Shoes, Boots", Hats)') == {"0", "2"}
+    assert _where_ids(cli, index_name, "cat!=Shoes, Boots") == {"1", "2"}
+    refused = cli("load", index_name, "-", "--vector-column", "v", "--format", "jsonl", ok=False,
+                  input=json.dumps({"id": "9", "cat": "a\u001fb", "v": [1, 0, 0, 0]}) + "\n")
+    assert refused.exit_code == 4
+    assert "U+001F" in refused.stderr
+
+
+def test_an_index_that_splits_tags_at_commas_refuses_such_a_where_until_rebuilt(cli, redis_client, index_name,
+                                                                                 tmp_path) -> None:
+    from dataclasses import replace
+
+    from vsearch import store
+
+    cli("create-index", index_name, "--dim", str(DIM), "--algorithm", "flat", "--tag", "cat")
+    spec = store.get_spec(redis_client, index_name)
+    cli("drop-index", index_name)
+    store.create_index(redis_client, replace(spec, tag_separator=","))  # as vsearch made indexes before
+    rows = [{"id": "0", "cat": "Shoes, Boots", "v": [1, 0, 0, 0]}, {"id": "1", "cat": "Shoes", "v": [1, 1, 0, 0]}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("load", index_name, path, "--vector-column", "v")
+    refused = cli("query", index_name, "--vector", "[1, 0, 0, 0]", "--where", "cat=Shoes, Boots", ok=False)
+    assert refused.exit_code == 2
+    assert "--rebuild" in refused.stderr
+    cli("load", index_name, path, "--vector-column", "v", "--rebuild")
+    assert _where_ids(cli, index_name, "cat=Shoes, Boots") == {"0"}
+    assert _where_ids(cli, index_name, "cat=Shoes") == {"1"}

@@ -16,7 +16,7 @@ import numpy as np
 
 from vsearch.errors import InputError
 from vsearch.records import Record
-from vsearch.schema import FieldType, IndexSpec, Storage, VectorField
+from vsearch.schema import TAG_SEPARATOR, FieldType, IndexSpec, Storage, VectorField
 
 
 
@@ -94,7 +94,7 @@ def document_fields(spec: IndexSpec, record: Record, skip: set[str]) -> dict[str
         elif kind is FieldType.geo:
             out[name] = _geo(record, name, value)
         elif kind is FieldType.tag:
-            out[name] = _tag(record, name, value, spec.storage)
+            out[name] = _tag(record, name, value, spec)
         elif kind is FieldType.text and spec.storage is Storage.json:
             # JSON TEXT indexes strings (or arrays of them) only: a number would fail the whole document.
             is_texts = isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -149,12 +149,18 @@ def _geo(record: Record, name: str, value: Any) -> str:
     return f"{lon},{lat}"
 
 
-def _tag(record: Record, name: str, value: Any, storage: Storage) -> Any:
-    """Tags are strings: JSON storage indexes only strings (a number or a mixed array fails the document)."""
+def _tag(record: Record, name: str, value: Any, spec: IndexSpec) -> Any:
+    """Tags are strings: JSON storage indexes only strings (a number or a mixed array fails the document).
+
+    A list is several tags: a HASH holds them joined by the index's separator, so no tag may hold it.
+    """
     values = value if isinstance(value, list) else [value]
     if any(isinstance(v, (list, dict)) or v is None for v in values):
         raise InputError(f"{record.where()}: field '{name}' is TAG and needs a string or a list of strings, not {value!r}")
     texts = [v if isinstance(v, str) else json.dumps(v) for v in values]
-    if storage is Storage.json:
+    if spec.tag_separator == TAG_SEPARATOR and any(TAG_SEPARATOR in t for t in texts):
+        raise InputError(f"{record.where()}: field '{name}' holds the control character U+001F, which separates "
+                         "tags in the index")
+    if spec.storage is Storage.json:
         return texts if isinstance(value, list) else texts[0]
-    return ",".join(texts)
+    return (spec.tag_separator or ",").join(texts)

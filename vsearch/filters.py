@@ -258,18 +258,18 @@ _OPERATORS = {
 }
 
 
-def compile_where(expressions: list[str], field_types: dict[str, str]) -> str:
+def compile_where(expressions: list[str], field_types: dict[str, str], tag_separator: str = "\x1f") -> str:
     """`--where` conditions (all must hold) as one RediSearch filter; "*" when there are none.
 
     Examples: `gender=Men`, `gender!=Men`, `articleType in (Watches, Belts)`, `year>=2012`, `price<20.5`,
     `year between 2010 and 2012`, `name~leather boots` (every word, stopwords left out),
     `location near 52.52,13.40 10km` (latitude first, as people write it).
     """
-    parts = [_condition(e, field_types) for e in expressions if e.strip()]
+    parts = [_condition(e, field_types, tag_separator) for e in expressions if e.strip()]
     return " ".join(parts) if parts else "*"
 
 
-def _condition(expression: str, field_types: dict[str, str]) -> str:
+def _condition(expression: str, field_types: dict[str, str], tag_separator: str) -> str:
     match = _SYMBOL.match(expression) or _WORDS.match(expression)
     if expression.strip().lower().startswith(("has:", "missing:")):
         raise UsageError(f"--where '{expression}': has:/missing: need fields indexed with INDEXMISSING, "
@@ -291,6 +291,10 @@ def _condition(expression: str, field_types: dict[str, str]) -> str:
         for v in values:
             if not v.strip():
                 raise UsageError(f"--where '{expression}': empty tag value")
+            if tag_separator and tag_separator in v:  # the index split such a value into several tags when it stored it
+                raise UsageError(f"--where '{expression}': this index splits TAG values at {tag_separator!r} (it was "
+                                 "made before vsearch kept them whole), so no tag holds one; rebuild it with "
+                                 "`vsearch load NAME FILE --rebuild`")
         tags = " | ".join(escape_tag(v) for v in values)
         return f"{'-' if op == '!=' else ''}{scope}{{{tags}}}"
     if kind == "numeric":

@@ -69,7 +69,8 @@ def combined_filter(spec: IndexSpec, request: QueryRequest) -> str | None:
     """--where conditions and the raw --filter, ANDed."""
     parts = []
     if request.where:
-        parts.append(compile_where(list(request.where), {f.name: f.type.value for f in spec.fields}))
+        parts.append(compile_where(list(request.where), {f.name: f.type.value for f in spec.fields},
+                                   spec.tag_separator))
     if request.filter and request.filter.strip():
         parts.append(f"({request.filter})" if request.where else request.filter)
     return " ".join(parts) or None

@@ -36,7 +36,8 @@ def next_generation(client: redis.Redis, live: IndexSpec, spec: IndexSpec | None
     generation = live.generation + 1
     base = replace(spec or live, name=live.name)
     given = live.prefix if spec is None or spec.prefix in (live.prefix, default_prefix(live.name)) else spec.prefix
-    # with_stems: a rebuild rewrites every document, so an index made before the stems field gets it here.
+    # with_stems: a rebuild rewrites every document, so an index made before the stems field (or the whole-value
+    # TAG separator) gets it here.
     new = replace(base, generation=generation, prefix=generation_prefix(given, generation)).with_stems()
     check_prefix(new.prefix, prefixes_in_use(client, ignore=live.name))
     drop_stale_generations(client, live.name, live.physical)

@@ -93,6 +93,10 @@ class IndexSpec:
     # The index holds vsearch.stems.STEMS_FIELD, the stems of its TEXT fields, which text and hybrid mode rank
     # by. Indexes made before it, or by another tool, do not: their text mode ranks the words as written.
     stemmed_text: bool = False
+    # What Redis splits TAG values at ("": nothing). Its default for HASH, ',', splits 'Shoes, Boots' into two
+    # tags that no --where can match whole; vsearch's indexes use a control character no one types (TAG_SEPARATOR).
+    # Indexes recorded before keep theirs until a rebuild.
+    tag_separator: str = ","
 
     @property
     def physical(self) -> str:
@@ -115,8 +119,9 @@ class IndexSpec:
         return [f.name for f in self.fields if f.type is FieldType.text]
 
     def with_stems(self) -> IndexSpec:
-        """This spec, holding the stems field if it has TEXT fields: what vsearch creates (see vsearch.stems)."""
-        return replace(self, stemmed_text=bool(self.text_fields))
+        """This spec as vsearch creates an index now: the stems field if it has TEXT fields (see vsearch.stems),
+        and TAG values split at TAG_SEPARATOR only."""
+        return replace(self, stemmed_text=bool(self.text_fields), tag_separator=TAG_SEPARATOR)
 
     def field_types(self) -> dict[str, FieldType]:
         return {f.name: f.type for f in self.fields}
@@ -133,6 +138,8 @@ class IndexSpec:
             index["generation"] = self.generation
         if self.stemmed_text:
             index["stemmed_text"] = True
+        if self.tag_separator == TAG_SEPARATOR:
+            index["tag_separator"] = self.tag_separator
         return {"index": index, "fields": fields}
 
     @classmethod
@@ -162,7 +169,8 @@ class IndexSpec:
             return cls(name=name, prefix=str(index.get("prefix", f"{name}:")),
                        storage=Storage(str(index.get("storage_type", "hash")).lower()),
                        fields=tuple(fields), vectors=tuple(vectors), generation=int(index.get("generation", 0)),
-                       stemmed_text=index.get("stemmed_text") is True)
+                       stemmed_text=index.get("stemmed_text") is True,
+                       tag_separator=_separator(index.get("tag_separator", _legacy_separator(index))))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{where}: not a valid index schema ({_describe(exc)})") from exc
 
@@ -171,6 +179,20 @@ class IndexSpec:
 
     def with_name(self, name: str) -> IndexSpec:
         return replace(self, name=name)
+
+
+TAG_SEPARATOR = "\x1f"  # ASCII's unit separator: a control character, refused in TAG values at load
+
+
+def _separator(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 1:
+        raise ValueError(f"tag_separator must be one character, not {value!r}")
+    return value
+
+
+def _legacy_separator(index: dict[str, Any]) -> str:
+    """What an index recorded before `tag_separator` splits at: RediSearch's default, ',' for HASH, none for JSON."""
+    return "" if str(index.get("storage_type", "hash")).lower() == "json" else ","
 
 
 def check_params(algorithm: Algorithm, params: dict[str, Any]) -> dict[str, int | float]:

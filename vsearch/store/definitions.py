@@ -141,6 +141,8 @@ def create_args(spec: IndexSpec) -> list[str | int | float]:
     args: list[str | int | float] = [spec.physical, "ON", spec.storage.value.upper(), "PREFIX", 1, spec.prefix, "SCHEMA"]
     for f in spec.fields:
         args += [*_field_path(spec, f.name), f.type.value.upper()]
+        if f.type is FieldType.tag and spec.tag_separator:
+            args += ["SEPARATOR", spec.tag_separator]
     for v in spec.vectors:
         attrs: list[str | int | float] = ["TYPE", v.datatype.value.upper(), "DIM", v.dim,
                                           "DISTANCE_METRIC", v.metric.value.upper()]
@@ -225,6 +227,7 @@ def get_spec(client: redis.Redis, name: str) -> IndexSpec:
 def _spec_from_info(name: str, info: list[Any]) -> IndexSpec:
     definition = after(info, "index_definition")
     fields, vectors = [], []
+    separator = "" if str(after(definition, "key_type")).lower() == "json" else ","
     for attribute in after(info, "attributes"):  # type: ignore[union-attr]
         kind = str(after(attribute, "type")).lower()
         attribute_name = str(after(attribute, "attribute"))
@@ -237,9 +240,11 @@ def _spec_from_info(name: str, info: list[Any]) -> IndexSpec:
             ))
         elif kind in FieldType.__members__:
             fields.append(Field(attribute_name, FieldType(kind)))
+            if kind == "tag" and "SEPARATOR" in [str(a).upper() for a in attribute]:
+                separator = str(after(attribute, "separator"))
     prefixes = after(definition, "prefixes") or [""]  # type: ignore[arg-type]
     return IndexSpec(name=name, prefix=str(prefixes[0]), storage=Storage(str(after(definition, "key_type")).lower()),  # type: ignore[index]
-                     fields=tuple(fields), vectors=tuple(vectors))
+                     fields=tuple(fields), vectors=tuple(vectors), tag_separator=separator)
 
 
 def index_stats(client: redis.Redis, spec: IndexSpec) -> IndexStats:
