@@ -107,7 +107,7 @@ def vector_reloads(env: dict[str, str], work: Path, lines: int) -> list[tuple[st
 
 def table(title: str, results: list[tuple[str, float, int, dict]]) -> str:
     first = results[0][1]
-    lines = [f"### {title}", "", "| run | seconds | share of first load | peak RSS MiB | embedded | unchanged |",
+    lines = [f"### {title}", "", "| run | seconds | share of first load | peak RSS MiB | embedded | skipped |",
              "| --- | --- | --- | --- | --- | --- |"]
     for name, seconds, rss, report in results:
         lines.append(f"| {name} | {seconds:.1f} | {seconds / first:.1%} | {rss} | {report['embedded']} | {report['skipped']} |")

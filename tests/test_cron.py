@@ -52,13 +52,13 @@ def test_unchanged_reload_embeds_nothing_and_loads_no_model(cli, redis_client, i
     make(cli, index_name, "--model", str(private_model))
     path = write_jsonl(tmp_path / "a.jsonl", ROWS)
     first = cli("load", index_name, path, "--text-field", "title")
-    assert counts(first) == {"read": 10, "embedded": 10, "updated": 0, "unchanged": 0, "deleted": 0, "rejected": 0}
+    assert counts(first) == {"read": 10, "embedded": 10, "updated": 0, "skipped": 0, "deleted": 0, "rejected": 0}
     before = redis_client.hgetall(f"{index_name}:d3")
     shutil.rmtree(private_model)  # any attempt to embed now fails
     again = subprocess.run([sys.executable, "-m", "vsearch", "load", index_name, str(path), "--text-field", "title"],
                            capture_output=True, text=True, env=os.environ.copy())
     assert again.returncode == 0, again.stderr
-    assert counts(again) == {"read": 10, "embedded": 0, "updated": 0, "unchanged": 10, "deleted": 0, "rejected": 0}
+    assert counts(again) == {"read": 10, "embedded": 0, "updated": 0, "skipped": 10, "deleted": 0, "rejected": 0}
     assert redis_client.hgetall(f"{index_name}:d3") == before
 
 
@@ -71,7 +71,7 @@ def test_changed_text_is_embedded_and_changed_fields_only_rewritten(cli, redis_c
     changed[1]["title"] = "a completely different title about gold watches"
     changed[2]["year"] = 1999  # a field that is not embedded
     result = cli("load", index_name, write_jsonl(path, changed), "--text-field", "title")
-    assert counts(result)["embedded"] == 1 and counts(result)["updated"] == 1 and counts(result)["unchanged"] == 8
+    assert counts(result)["embedded"] == 1 and counts(result)["updated"] == 1 and counts(result)["skipped"] == 8
     assert redis_client.hget(f"{index_name}:d2", "year") == b"1999"
     assert redis_client.hget(f"{index_name}:d2", "text_vector") == vector_before
     hits = cli.jsonl("query", index_name, "gold watches", "-k", "1")
@@ -91,14 +91,14 @@ def test_prune_deletes_what_left_the_input_within_its_limit(cli, redis_client, i
     cli("load", index_name, write_jsonl(tmp_path / "all.jsonl", ROWS), "--text-field", "title")
     fewer = write_jsonl(tmp_path / "fewer.jsonl", ROWS[:8])
     refused = cli("load", index_name, fewer, "--text-field", "title", "--prune", ok=False)
-    assert refused.exit_code == 2
+    assert refused.exit_code == 5  # its own code: not a usage error
     assert "--prune would delete 2 of 10 documents (20%), more than --prune-limit 10%" in one_error_line(refused)
     assert len(redis_client.keys(f"{index_name}:*")) == 10
     pruned = cli("load", index_name, fewer, "--text-field", "title", "--prune", "--prune-limit", "25")
     assert counts(pruned)["deleted"] == 2
     assert sorted(k.decode() for k in redis_client.keys(f"{index_name}:*")) == sorted(f"{index_name}:d{i}" for i in range(8))
     empty = write_jsonl(tmp_path / "empty.jsonl", [])
-    assert cli("load", index_name, empty, "--text-field", "title", "--prune", ok=False).exit_code == 2
+    assert cli("load", index_name, empty, "--text-field", "title", "--prune", ok=False).exit_code == 5
     forced = cli("load", index_name, empty, "--text-field", "title", "--prune", "--force")
     assert counts(forced)["deleted"] == 8 and redis_client.keys(f"{index_name}:*") == []
 
@@ -121,8 +121,9 @@ def test_dry_run_writes_nothing(cli, redis_client, index_name, tmp_path) -> None
     report = tmp_path / "report.json"
     result = cli("load", index_name, write_jsonl(tmp_path / "b.jsonl", changed), "--text-field", "title",
                  "--prune", "--force", "--dry-run", "--report", report)
-    assert result.stderr.startswith("would load")
-    assert counts(result) == {"read": 6, "embedded": 4, "updated": 0, "unchanged": 2, "deleted": 1, "rejected": 0}
+    assert result.stderr.splitlines()[-1].startswith("would load")
+    assert "--prune would delete 'd4'" in result.stderr
+    assert counts(result) == {"read": 6, "embedded": 4, "updated": 0, "skipped": 2, "deleted": 1, "rejected": 0}
     assert {k: redis_client.hgetall(k) for k in redis_client.keys(f"{index_name}:*")} == snapshot
     data = json.loads(report.read_text())
     assert {"read", "embedded", "updated", "skipped", "deleted", "rejected", "seconds"} <= set(data)
@@ -140,7 +141,37 @@ def test_report_and_rejects_files(cli, index_name, tmp_path) -> None:
     assert rejects.read_text() == "".join(bad)
     assert json.loads(report.read_text())["rejected"] == 3 and json.loads(report.read_text())["embedded"] == 1
     quiet = cli("load", index_name, path, "--text-field", "title", "--quiet", ok=False)
-    assert quiet.exit_code == 4 and quiet.stderr == ""
+    # Errors only, but a run that needs a look says so in one line.
+    assert quiet.exit_code == 4 and quiet.stderr == f"vsearch: load '{index_name}': 3 record(s) rejected\n"
+    skipped = cli("load", index_name, path, "--text-field", "title", "--quiet", "--prune", ok=False)
+    assert skipped.stderr.splitlines() == [f"vsearch: load '{index_name}': 3 record(s) rejected; --prune skipped "
+                                           "(2 rejected record(s) had no readable id)"]
+
+
+def test_a_failed_run_writes_its_report_with_time_exit_code_and_error(cli, index_name, tmp_path) -> None:
+    make(cli, index_name)
+    cli("load", index_name, write_jsonl(tmp_path / "all.jsonl", ROWS), "--text-field", "title")
+    report = tmp_path / "report.json"
+    report.write_text('{"rejected": 0, "note": "last night"}')
+    refused = cli("load", index_name, write_jsonl(tmp_path / "few.jsonl", ROWS[:2]), "--text-field", "title",
+                  "--prune", "--report", report, ok=False)
+    assert refused.exit_code == 5
+    data = json.loads(report.read_text())
+    assert data["exit_code"] == 5 and "would delete 8 of 10" in data["error"]
+    assert data["started"] <= data["finished"] and data["finished"].endswith("+00:00")
+    ok = cli("load", index_name, write_jsonl(tmp_path / "all.jsonl", ROWS), "--text-field", "title", "--report", report)
+    assert json.loads(report.read_text())["exit_code"] == 0 and json.loads(report.read_text())["error"] is None
+    assert ok.exit_code == 0
+
+
+def test_a_dry_run_lists_the_ids_it_would_delete(cli, index_name, tmp_path) -> None:
+    make(cli, index_name)
+    cli("load", index_name, write_jsonl(tmp_path / "all.jsonl", ROWS), "--text-field", "title")
+    report = tmp_path / "report.json"
+    result = cli("load", index_name, write_jsonl(tmp_path / "few.jsonl", ROWS[:8]), "--text-field", "title",
+                 "--prune", "--dry-run", "--prune-limit", "50", "--report", report)
+    assert "--prune would delete 'd8', 'd9'" in result.stderr
+    assert sorted(json.loads(report.read_text())["would_delete"]) == ["d8", "d9"]
 
 
 def test_image_folder_loads_without_a_csv(cli, redis_client, index_name, tmp_path) -> None:
@@ -156,7 +187,7 @@ def test_image_folder_loads_without_a_csv(cli, redis_client, index_name, tmp_pat
     (photos / "shoes" / names[0]).unlink()
     shutil.copy(SAMPLE / "images" / names[3], photos / "shoes" / names[3])
     again = cli("load", index_name, photos, "--prune", "--force")
-    assert counts(again) == {"read": 3, "embedded": 1, "updated": 0, "unchanged": 2, "deleted": 1, "rejected": 0}
+    assert counts(again) == {"read": 3, "embedded": 1, "updated": 0, "skipped": 2, "deleted": 1, "rejected": 0}
     hits = cli.jsonl("query", index_name, "--image", SAMPLE / "images" / names[3], "-k", "1")
     assert hits[0]["id"] == f"shoes/{names[3]}"
 
@@ -290,7 +321,7 @@ def test_load_killed_mid_run_is_finished_by_a_rerun(cli, redis_client, index_nam
     load.wait()
     assert 0 < len(redis_client.keys(f"{index_name}:*")) < 20000
     rerun = cli("load", index_name, path, "--vector-column", "vec", "--wait", "30")  # the dead run's lock expires
-    assert counts(rerun)["embedded"] + counts(rerun)["unchanged"] == 20000
+    assert counts(rerun)["embedded"] + counts(rerun)["skipped"] == 20000
     assert json.loads(cli("info", index_name).stdout)["documents"] == 20000
 
 

@@ -203,7 +203,7 @@ def test_a_rebuild_is_held_to_the_prune_limit(cli, redis_client, index_name, tmp
     cli(*load_args(index_name, jsonl(tmp_path / "all.jsonl", rows(20))))
     few = jsonl(tmp_path / "few.jsonl", rows(2))
     refused = cli(*load_args(index_name, few, "--rebuild", "--prune"), ok=False)
-    assert refused.exit_code == 2
+    assert refused.exit_code == 5
     assert "would delete 18 of 20" in one_error_line(refused)
     assert len(documents(redis_client, index_name)) == 20
     forced = cli(*load_args(index_name, few, "--rebuild", "--prune", "--force", "--report", tmp_path / "r.json"))

@@ -64,12 +64,12 @@ def test_ray_load_stores_what_a_local_load_stores_and_a_reload_embeds_nothing(cl
     np.testing.assert_allclose(ray_vectors, local_vectors, atol=1e-5)
 
     again = cli("load", "ray-ray", rows_file, "--text-field", "title", "--engine", "ray", "--workers", "2")
-    assert counts(again)["embedded"] == 0 and counts(again)["unchanged"] == 300
+    assert counts(again)["embedded"] == 0 and counts(again)["skipped"] == 300
 
     changed = [dict(r, title=r["title"] + " (revised)") if i < 10 else r for i, r in enumerate(ROWS)]
     write_jsonl(rows_file, changed)
     third = cli("load", "ray-ray", rows_file, "--text-field", "title", "--engine", "ray")
-    assert counts(third)["embedded"] == 10 and counts(third)["unchanged"] == 290
+    assert counts(third)["embedded"] == 10 and counts(third)["skipped"] == 290
 
 
 def test_encode_with_ray_gives_the_local_vectors(cli, tmp_path: Path) -> None:

@@ -309,7 +309,7 @@ def load(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be embedded, updated, skipped and deleted; write nothing.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record instead of rejecting it and going on.")] = False,
     rejects: Annotated[Optional[Path], typer.Option("--rejects", metavar="FILE", help="Write rejected records here, exactly as received.")] = None,
-    report_file: Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Write the run's counts as JSON.")] = None,
+    report_file: Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Write the run's counts, times, exit code and error as JSON (failed runs too; with --dry-run --prune, the ids it would delete).")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build a fresh copy of the index beside the live one, then swap it in atomically.")] = False,
     wait: Annotated[float, typer.Option("--wait", min=0, metavar="SECONDS", help="Wait this long for another run's lock (default: exit 75 at once).")] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
@@ -324,8 +324,9 @@ def load(
 ) -> None:
     """Load records into an index: embeds only what is new or changed, so a nightly reload is cheap.
 
-    Exit codes: 0 loaded; 4 loaded, but some records were rejected; 1 runtime failure (what was written
-    stays intact: rerun to finish); 2 usage error; 75 another run holds the index's lock.
+    Exit codes: 0 loaded; 4 loaded, but some records were rejected; 5 --prune refused (it would delete more
+    than --prune-limit: nothing deleted); 1 runtime failure (what was written stays intact: rerun to finish);
+    2 usage error; 75 another run holds the index's lock. --report FILE is written for failed runs too.
 
     Example: vsearch load products sample_data/products.csv --text-field productDisplayName --image-field image
     """
@@ -349,21 +350,11 @@ def load(
           _progress(f"loading {name}", enabled=not quiet) as advance):
         encoders = ray_engine.encoder if ray_engine is not None else encoder_for
         report = run_load(store.connect(settings), settings, request, advance, warn, encoders)
-    if report_file is not None:
-        _write_atomically(report_file, report.to_json() + "\n")
     if not quiet:
         _note(report.summary())
+    elif report.exit_code != 0 or report.prune_skipped:
+        _note(f"vsearch: {report.attention()}")  # --quiet is errors only, and these need a look
     raise typer.Exit(report.exit_code)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    import tempfile
-
-    path = path.expanduser()
-    with tempfile.NamedTemporaryFile("w", dir=path.parent or ".", prefix=f".{path.name}.", delete=False,
-                                     encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 @app.command()

@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # a runtime failure: what was committed before it is intact
 EXIT_USAGE = 2
 EXIT_REJECTED = 4  # the run finished, but some records were rejected (see --rejects)
+EXIT_PRUNE_REFUSED = 5  # --prune (or --rebuild --prune) would delete more than --prune-limit: nothing was deleted
 EXIT_LOCKED = 75  # another run holds the index's lock (EX_TEMPFAIL: try again later)
 
 
@@ -76,3 +77,9 @@ class LockLost(StoreError):
     def __init__(self, name: str, held_s: float) -> None:
         super().__init__(f"lost the write lock of index '{name}' after {held_s:.0f} s (its lease lapsed, so another "
                          "run may hold it): stopped before writing anything more")
+
+
+class PruneRefused(VsearchError):
+    """--prune would delete more of the index than --prune-limit allows: the input looks truncated."""
+
+    exit_code = EXIT_PRUNE_REFUSED

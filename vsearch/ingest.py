@@ -13,9 +13,11 @@ import hashlib
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +26,8 @@ import numpy as np
 import redis
 
 from vsearch.config import Settings
-from vsearch.errors import EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, ModelError, StoreError, UsageError, VsearchError
+from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, ModelError, PruneRefused, StoreError,
+                            UsageError, VsearchError)
 from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_images
 from vsearch.records import Format, Record, detect_format, is_image_source, read_source
 from vsearch.schema import IndexSpec, VectorField
@@ -87,18 +90,26 @@ class LoadReport:
     dry_run: bool = False
     rebuilt: bool = False
     prune_skipped: str | None = None  # why --prune did nothing, when it did not run
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_REJECTED if self.rejected else EXIT_OK
+    would_delete: list[str] | None = None  # --dry-run --prune: the ids a real run would delete
+    started: str = ""  # UTC, ISO 8601: which night's run a report is from
+    finished: str = ""
+    exit_code: int = EXIT_OK  # the exit code of the run, failed runs included
+    error: str | None = None  # the error line of a failed run
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    def attention(self) -> str:
+        """What of a run needs a person's look, in one line: `--quiet` prints it when there is any."""
+        parts = [f"{self.rejected} record(s) rejected"] if self.rejected else []
+        if self.prune_skipped:
+            parts.append(f"--prune skipped ({self.prune_skipped})")
+        return f"load '{self.index}': {'; '.join(parts) or 'nothing to report'}"
 
     def summary(self) -> str:
         verb = "would load" if self.dry_run else "loaded"
         parts = [f"{self.read} read", f"{self.embedded} embedded", f"{self.updated} updated",
-                 f"{self.skipped} unchanged", f"{self.deleted} deleted", f"{self.rejected} rejected"]
+                 f"{self.skipped} skipped", f"{self.deleted} deleted", f"{self.rejected} rejected"]
         done = f"{verb} '{self.index}'{' (rebuilt)' if self.rebuilt else ''}: {', '.join(parts)}"
         return f"{done}; {self.documents} documents in the index, {self.seconds:.1f} s"
 
@@ -172,14 +183,47 @@ def run_load(
     """Load `request.source` into index `request.name`; see the module docstring for what a run does.
 
     `encoders` makes the models: only the embedding step differs between engines, never what is written."""
-    started = time.perf_counter()
     check_output_paths(request)
+    report = LoadReport(index=request.name, dry_run=request.dry_run, started=_now())
+    started = time.perf_counter()
+    try:
+        _load(client, settings, request, report, progress, warn, encoders)
+        report.exit_code = EXIT_REJECTED if report.rejected else EXIT_OK
+    except VsearchError as exc:
+        report.exit_code, report.error = exc.exit_code, " ".join(str(exc).split())
+        raise
+    except KeyboardInterrupt:
+        report.exit_code, report.error = 130, "interrupted"
+        raise
+    finally:
+        report.seconds = time.perf_counter() - started
+        report.finished = _now()
+        if request.report is not None:
+            # Failed runs too, so that a cron job's monitor never reads the previous night's report as this one's.
+            _write_atomically(request.report, report.to_json() + "\n")
+    return report
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` whole (a reader never sees half a report), private to its owner (mode 0600)."""
+    path = path.expanduser()
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
+                                     encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+def _load(client: redis.Redis, settings: Settings, request: LoadRequest, report: LoadReport,
+          progress: Callable[[int], None], warn: Callable[[str], None], encoders: EncoderSource) -> None:
     if not is_image_source(request.source):
         request = replace(request, input_format=detect_format(request.source, request.input_format))
     spec = get_spec(client, request.name)
     plan = plan_load(spec, request)
     _check_known_dimensions(spec, plan, settings, request)
-    report = LoadReport(index=request.name, dry_run=request.dry_run)
     with index_lock(client, request.name, request.wait_s,
                     waiting=lambda: warn(f"waiting up to {request.wait_s:g} s for another run on '{request.name}'")
                     ) as lease:
@@ -202,8 +246,6 @@ def run_load(
         if not request.dry_run:
             check_persisted(client)  # prunes and a rebuild's swap write too
         report.documents = index_stats(client, get_spec(client, request.name)).documents
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def check_output_paths(request: LoadRequest) -> None:
@@ -679,9 +721,15 @@ def _prune(client: redis.Redis, spec: IndexSpec, run: _Run, request: LoadRequest
     for page in _pages(scan_ids(client, spec)):
         absent += [i for i, read in zip(page, run.was_read(page)) if not read]
     _check_prune_limit(len(absent), index_stats(client, spec).documents, request)
-    if not request.dry_run:
-        run.check_lease()
-    report.deleted = len(absent) if request.dry_run else store.delete_documents(client, spec, absent)
+    if request.dry_run:
+        report.would_delete, report.deleted = absent, len(absent)
+        if absent:
+            shown = ", ".join(repr(i) for i in absent[:SHOWN_REJECTS])
+            more = f" and {len(absent) - SHOWN_REJECTS} more (--report FILE lists them all)" if len(absent) > SHOWN_REJECTS else ""
+            warn(f"--prune would delete {shown}{more}")
+        return
+    run.check_lease()
+    report.deleted = store.delete_documents(client, spec, absent)
 
 
 def _skip_prune(run: _Run, report: LoadReport, warn: Callable[[str], None]) -> None:
@@ -694,8 +742,8 @@ def _check_prune_limit(dropping: int, total: int, request: LoadRequest) -> None:
     total = max(total, 1)
     if dropping and dropping / total > request.prune_limit and not request.force:
         what = "--rebuild" if request.rebuild else "--prune"
-        raise UsageError(f"{what} would delete {dropping} of {total} documents ({dropping / total:.0%}), more "
-                         f"than --prune-limit {request.prune_limit:.0%}: check the input, or pass --force")
+        raise PruneRefused(f"{what} would delete {dropping} of {total} documents ({dropping / total:.0%}), more "
+                           f"than --prune-limit {request.prune_limit:.0%}: check the input, or pass --force")
 
 
 def _pages(ids: Iterator[str]) -> Iterator[list[str]]:
