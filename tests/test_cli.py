@@ -12,7 +12,7 @@ import typer
 from tests.conftest import ROOT
 from vsearch.cli import app
 
-COMMANDS = ["similarity", "encode", "create-index", "drop-index", "info", "load", "query",
+COMMANDS = ["similarity", "encode", "create-index", "drop-index", "list", "info", "load", "query",
             "server start", "server stop", "server status", "server setup", "models prepare"]
 
 
@@ -63,7 +63,7 @@ def test_commands_that_need_no_model_never_import_torch(products) -> None:
 
 def test_errors_are_one_line_without_traceback(cli) -> None:
     result = cli("query", "missing-index", "--vector", "[1,2]", ok=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the index named does not exist
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
     usage = cli("query", "x", "--top", "0", ok=False)
     assert usage.exit_code == 2

@@ -125,7 +125,7 @@ def test_existing_index_is_refused_and_drop_works(cli, redis_client, index_name)
     cli("drop-index", index_name)
     assert redis_client.exists(f"{index_name}:keep") == 1
     missing = cli("drop-index", index_name, ok=False)
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert f"index '{index_name}' does not exist: run `vsearch create-index {index_name}` first" in missing.stderr
 
 

@@ -182,7 +182,7 @@ def test_unknown_index(cli, tmp_path) -> None:
     for args in (["load", "no-such-index", write(tmp_path, "csv", ITEMS), "--text-field", "title"],
                  ["query", "no-such-index", "hello"]):
         result = cli(*args, ok=False)
-        assert result.exit_code == 1
+        assert result.exit_code == 2  # a usage error: the command names an index that is not there
         assert result.stderr.strip() == ("vsearch: error: index 'no-such-index' does not exist: "
                                          "run `vsearch create-index no-such-index` first")
 
@@ -254,7 +254,7 @@ def test_image_field_needs_an_image_vector(cli, index_name, tmp_path) -> None:
 def test_dimension_mismatch_between_model_and_index(cli, redis_client, index_name, tmp_path) -> None:
     cli("create-index", index_name, "--dim", "16")
     result = cli("load", index_name, write(tmp_path, "csv", ITEMS), "--text-field", "title", ok=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the model and the index disagree: a usage error, as for a query
     assert "model 'all-MiniLM-L6-v2' makes 384-d vectors but text_vector" in result.stderr and "16-d" in result.stderr
     assert redis_client.keys(f"{index_name}:*") == []
     query = cli("query", index_name, "hello", ok=False)
@@ -351,3 +351,24 @@ def test_given_vectors_with_nan_infinity_or_float32_overflow_are_rejected_one_li
                         "float32's range (3.4e38)" for n in (2, 3, 4)]
     assert len(result.stderr.splitlines()) == 4 and "Warning" not in result.stderr  # the 3 lines, the summary
     assert sorted(h["id"] for h in cli.jsonl("query", index_name, "--vector", "[1, 2, 3]")) == ["max", "ok"]
+
+
+def test_an_input_whose_format_cannot_be_told_is_a_usage_error(cli, index_name, tmp_path) -> None:
+    make_index(cli, index_name)
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"\x00\x01 not any format")
+    result = cli("load", index_name, path, "--text-field", "title", ok=False)
+    assert result.exit_code == 2
+    assert "cannot tell the format" in one_error_line(result)
+
+
+def test_version_and_list(cli, index_name) -> None:
+    from importlib.metadata import version
+
+    assert cli("--version").stdout == f"vsearch {version('vsearch')}\n"
+    make_index(cli, index_name)
+    rows = {row["name"]: row for row in cli.jsonl("list", "--format", "jsonl")}
+    assert rows[index_name]["documents"] == 0
+    assert rows[index_name]["made_by"] == "vsearch"
+    assert "all-MiniLM-L6-v2" in rows[index_name]["models"]
+    assert "text_vector" in rows[index_name]["vectors"]

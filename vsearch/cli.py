@@ -47,6 +47,24 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=None,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"vsearch {version('vsearch')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Print vsearch's version and exit.")] = None,
+) -> None:
+    """Semantic search over your own text and images, with vector indexes in Redis."""
+
+
 server_app = typer.Typer(cls=VsearchGroup, help="Manage the embedded Redis Stack server.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
 models_app = typer.Typer(cls=VsearchGroup, help="Prepare the models vsearch runs.", no_args_is_help=True)
@@ -270,6 +288,23 @@ def drop_index(
 
     indexes.drop(store.connect(_settings(redis_url=redis_url)), name, delete_documents)
     _note(f"dropped index '{name}'" + (" and its documents" if delete_documents else ""))
+
+
+@app.command("list")
+def list_indexes(
+    fmt: OutputFmt = None,
+    redis_url: RedisUrl = None,
+) -> None:
+    """List the indexes on the server: documents, vector fields, models, fields.
+
+    Example: vsearch list
+    """
+    from vsearch import indexes, store
+
+    rows = indexes.list_indexes(store.connect(_settings(redis_url=redis_url)))
+    render(rows, _out_format(fmt), title="indexes")
+    if not rows:
+        _note("no indexes yet: make one with `vsearch create-index NAME`")
 
 
 @app.command()

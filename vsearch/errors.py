@@ -50,7 +50,9 @@ class ConnectionLost(StoreError):
 
 
 class IndexNotFound(StoreError):
-    """The named index does not exist."""
+    """The named index does not exist: the command line names something that is not there, a usage error."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, name: str) -> None:
         super().__init__(f"index '{name}' does not exist: run `vsearch create-index {name}` first")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 from pathlib import Path
 
 import redis
@@ -94,3 +95,26 @@ def drop(client: redis.Redis, name: str, delete_documents: bool) -> None:
 
     with index_lock(client, name):
         store.drop_index(client, name, delete_documents)
+
+
+def list_indexes(client: redis.Redis) -> list[dict[str, Any]]:
+    """`list`: one row an index, with its documents, vector fields and models."""
+    from vsearch import store
+    from vsearch.errors import IndexNotFound
+
+    rows = []
+    for name in store.index_names(client):
+        try:
+            spec = store.get_spec(client, name)
+            documents = store.index_stats(client, spec).documents
+        except IndexNotFound:  # a record whose index is gone (dropped by another tool)
+            continue
+        rows.append({
+            "name": name, "documents": documents, "storage": spec.storage.value, "prefix": spec.prefix,
+            "vectors": ", ".join(f"{v.name} {v.algorithm.value.upper()} {v.metric.value.upper()} {v.dim}-d"
+                                 for v in spec.vectors),
+            "models": ", ".join(sorted({v.model for v in spec.vectors if v.model})) or "unknown",
+            "fields": ", ".join(f"{f.name} ({f.type.value})" for f in spec.fields),
+            "made_by": "vsearch" if spec.generation else "another tool",
+        })
+    return rows

@@ -26,7 +26,7 @@ import numpy as np
 import redis
 
 from vsearch.config import Settings
-from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, ModelError, PruneRefused, StoreError,
+from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, PruneRefused, StoreError,
                             UsageError, VsearchError)
 from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_images
 from vsearch.records import Format, Record, detect_format, is_image_source, read_source
@@ -331,7 +331,7 @@ def _check_known_dimensions(spec: IndexSpec, plan: LoadPlan, settings: Settings,
         name = model_name_for(vector, override, settings)
         dim = known_dim(name)
         if dim is not None and dim != vector.dim:
-            raise ModelError(_dimension_message(spec, vector, name, dim))
+            raise UsageError(_dimension_message(spec, vector, name, dim))
 
 
 def _dimension_message(spec: IndexSpec, vector: VectorField, model: str, dim: int) -> str:
@@ -632,7 +632,7 @@ class _Run:
             else:
                 encoder = self.make_encoder(vector, override, self.settings)
             if encoder.dim != vector.dim:
-                raise ModelError(_dimension_message(self.target, vector, encoder.name, encoder.dim))
+                raise UsageError(_dimension_message(self.target, vector, encoder.name, encoder.dim))
             self.encoders[vector.name] = encoder
         return self.encoders[vector.name]
 

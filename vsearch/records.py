@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import orjson
 
-from vsearch.errors import InputError
+from vsearch.errors import InputError, UsageError
 
 STDIN = "-"
 JSON_CHUNK = 1 << 16
@@ -105,7 +105,7 @@ def detect_format(path: str, explicit: Format | None) -> Format:
     sniffed = sniff_format(head)
     if sniffed is None:
         where = "stdin" if path == STDIN else f"'{path}'"
-        raise InputError(f"cannot tell the format of {where}: pass --format csv|tsv|json|jsonl")
+        raise UsageError(f"cannot tell the format of {where}: pass --format csv|tsv|json|jsonl")
     return sniffed
 
 

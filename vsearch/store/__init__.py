@@ -11,7 +11,7 @@
 
 from vsearch.store.connection import connect, translate_errors
 from vsearch.store.definitions import (IndexStats, count_documents, create_index, drop_index, get_spec, index_exists,
-                                       index_stats)
+                                       index_names, index_stats)
 from vsearch.store.documents import (Document, StoredState, copy_documents, delete_documents, document_vector, exist,
                                      read_states, scan_ids, write_documents)
 from vsearch.store.keys import NAMESPACE, default_prefix
@@ -22,6 +22,6 @@ __all__ = [
     "NAMESPACE", "Document", "Hit", "IndexStats", "StoredState", "bytes_vector", "connect", "copy_documents",
     "count_documents",
     "create_index", "default_prefix", "delete_documents", "document_vector", "drop_index", "exist", "get_spec",
-    "index_exists", "index_stats", "read_states", "scan_ids", "search", "translate_errors", "vector_bytes",
+    "index_exists", "index_names", "index_stats", "read_states", "scan_ids", "search", "translate_errors", "vector_bytes",
     "write_documents",
 ]

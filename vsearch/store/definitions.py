@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -66,6 +66,16 @@ def prefixes_in_use(client: redis.Redis, ignore: str | None = None) -> list[tupl
         owner = re.sub(r"~\d+$", "", physical)
         taken += [(prefix, owner) for prefix in _prefixes(info)]
     return taken
+
+
+def index_names(client: redis.Redis) -> list[str]:
+    """Every index a user can name: vsearch's (by the record it keeps of each) and those made by other tools."""
+    with translate_errors("cannot list indexes"):
+        recorded = sorted(cast(bytes, key).decode("utf-8", "replace")[len(record_key("")):]
+                          for key in client.scan_iter(match=record_key("*"), count=1000))
+    physical = _physical_indexes(client)
+    foreign = [p for p in physical if not any(_generation_of(p, name) for name in recorded)]
+    return sorted(recorded + foreign)
 
 
 def check_owned(client: redis.Redis, name: str, prefix: str) -> None:
