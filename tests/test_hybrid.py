@@ -217,10 +217,10 @@ def test_default_mode_is_hybrid_for_text_on_an_index_with_text_fields(cli, produ
     assert default == cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "hybrid")
     assert len(default) == 5 and all(0.0 <= h["score"] <= 1.0 for h in default)
     assert default != cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--mode", "vector")
-    # What only vector mode has keeps a query in vector mode, rather than failing it.
-    paged = cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--offset", "5")
-    assert paged == cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--offset", "5", "--mode", "vector")
-    ranged = cli.jsonl("query", products, "red t-shirt for men", "--min-score", "0.5")
+    # A range over vector scores is refused in the default mode rather than silently switching to vector mode.
+    refused = cli("query", products, "red t-shirt for men", "--min-score", "0.5", ok=False)
+    assert refused.exit_code == 2 and "add --mode vector" in one_error_line(refused)
+    ranged = cli.jsonl("query", products, "red t-shirt for men", "--min-score", "0.5", "--mode", "vector")
     assert ranged and all(h["score"] >= 0.5 for h in ranged)
     like = cli.jsonl("query", products, "--like", default[0]["id"], "-k", "3")
     assert like == cli.jsonl("query", products, "--like", default[0]["id"], "-k", "3", "--mode", "vector")
@@ -320,3 +320,12 @@ def test_hybrid_with_no_text_match_ranks_by_vector_and_says_so_in_its_scores(cli
     assert cli.jsonl("query", products, "xylophones", "--mode", "text", "-k", "5") == []
     assert [h["id"] for h in fused] == [h["id"] for h in knn]
     assert fused[0]["score"] == 0.5  # alpha 0.5 times the best vector side, nothing from the text side
+
+
+@pytest.mark.parametrize("mode", [[], ["--mode", "text"], ["--mode", "hybrid", "--fusion", "rrf"], ["--mode", "vector"]])
+def test_paging_keeps_the_ranking_in_every_mode(cli, products, mode) -> None:
+    """Page 2 is page 1's ranking cut further down: before, `--offset` silently switched hybrid to vector mode."""
+    top = cli.jsonl("query", products, "red t-shirt for men", "-k", "10", *mode)
+    pages = [cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--offset", str(n), *mode) for n in (0, 5)]
+    assert [(h["rank"], h["id"]) for h in pages[0] + pages[1]] == [(h["rank"], h["id"]) for h in top]
+    assert [h["rank"] for h in top] == list(range(1, 11))

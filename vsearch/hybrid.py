@@ -65,10 +65,15 @@ def resolve_mode(spec: IndexSpec, mode: Mode | None, has_text: bool, vector_opti
     and 0.645 (vector) (bench/hybrid_quality.py); short product queries on the fashion catalogue ("Navy Blue
     Shirts"), precision@10 0.616 against 0.502 (vector) by colour and type, 0.861 against 0.837 by gender and type
     (bench/product_queries.py). A query that asks for
-    what only vector mode has (`vector_options`: --offset, --min-score, --max-distance) stays in vector mode.
+    what only vector mode has (`vector_options`: --min-score, --max-distance) is refused rather than switched
+    to vector mode: the same query would otherwise rank differently with and without the option.
     """
     if mode is None:
-        return Mode.hybrid if has_text and spec.text_fields and not vector_options else Mode.vector
+        mode = Mode.hybrid if has_text and spec.text_fields else Mode.vector
+        if mode is Mode.hybrid and vector_options:
+            raise UsageError("--min-score and --max-distance are ranges over vector scores, and this query runs in "
+                             "hybrid mode (the default for text on an index with TEXT fields): add --mode vector")
+        return mode
     if mode is not Mode.vector and not has_text:
         raise UsageError(f"--mode {mode.value} needs query TEXT: --like, --vector and --image search the vectors "
                          "only (--mode vector)")

@@ -111,7 +111,7 @@ def explain(spec: IndexSpec, request: QueryRequest) -> str:
 def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> str:
     """Hybrid mode sends two commands (KNN, then BM25) and fuses their answers: one line each, then the fusion."""
     where = combined_filter(spec, request)
-    k = request.k if request.k is not None else DEFAULT_K
+    k = (request.k if request.k is not None else DEFAULT_K) + request.offset  # a page is cut from the top k
     window = max(request.fusion.window, k) if mode is Mode.hybrid else k
     text = (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(full_text_query(spec, request.text or '', where))} "
             f"WITHSCORES {' '.join(TEXT_RANKING)} LIMIT 0 {window} DIALECT 2")
@@ -170,8 +170,8 @@ def run_batch(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
 
 
 def _vector_options(request: QueryRequest) -> bool:
-    """Whether the query asks for what only vector mode does: paging, or a range by score or distance."""
-    return bool(request.offset) or request.min_score is not None or request.max_distance is not None
+    """Whether the query asks for what only vector mode does: a range by score or distance."""
+    return request.min_score is not None or request.max_distance is not None
 
 
 def embed_texts(client: redis.Redis, field: VectorField, settings: Settings, request: QueryRequest,
@@ -205,19 +205,24 @@ def _run_text_mode(client: redis.Redis, spec: IndexSpec, settings: Settings, req
                    mode: Mode, vector: QueryVector | None = None) -> list[Hit]:
     """--mode text (BM25 over the TEXT fields) and --mode hybrid (KNN and BM25 fused); see vsearch.hybrid."""
     if _vector_options(request):
-        raise UsageError("--offset, --min-score and --max-distance go with --mode vector")
+        raise UsageError("--min-score and --max-distance go with --mode vector")
     k = request.k if request.k is not None else DEFAULT_K
     if k < 1 or k > MAX_K:
         raise UsageError(f"-k must be between 1 and {MAX_K:,}, not {k:,} (RediSearch returns at most {MAX_K:,} results)")
+    if request.offset < 0 or request.offset + k > MAX_K:
+        raise UsageError(f"-k plus --offset must be at most {MAX_K:,}, and --offset 0 or more")
     fields = list(request.return_fields) if request.return_fields is not None else None
     where, text = combined_filter(spec, request), request.text or ""
+    # A page is the same ranking cut further down: the top offset + k, less the first offset.
+    top = request.offset + k
     if mode is Mode.text:
-        hits = text_search(client, spec, text, k, where, fields)
+        hits = text_search(client, spec, text, top, where, fields)
     else:
         field = _target_field(spec, request)
         if vector is None:
             vector = _query_vector(client, spec, settings, request, field)
-        hits = hybrid_search(client, spec, field, vector, text, k, where, request.fusion, request.ef_runtime, fields)
+        hits = hybrid_search(client, spec, field, vector, text, top, where, request.fusion, request.ef_runtime, fields)
+    hits = hits[request.offset:]
     if fields:
         _check_returned(spec, hits, fields)
     return hits
