@@ -11,7 +11,7 @@ import pytest
 
 import vsearch.records as records
 from tests.conftest import one_error_line
-from vsearch.errors import InputError
+from vsearch.errors import InputError, UsageError
 from vsearch.records import Format, detect_format, read_lines, read_records
 
 # Every value a string, so that CSV/TSV (which only know strings) and JSON can hold the same records.
@@ -318,15 +318,16 @@ def test_explicit_format_wins(tmp_path) -> None:
 def test_unknown_format_asks_for_format(tmp_path, content) -> None:
     path = tmp_path / "notes.dat"
     path.write_text(content, encoding="utf-8")
-    message = input_error(lambda: detect_format(str(path), None))
-    assert "--format" in message and str(path) in message
+    with pytest.raises(UsageError) as caught:  # the command line must say which format: a usage error
+        detect_format(str(path), None)
+    assert "--format" in str(caught.value) and str(path) in str(caught.value)
 
 
 def test_unknown_format_through_the_cli(cli, tmp_path) -> None:
     path = tmp_path / "notes.dat"
     path.write_text("just some words\n", encoding="utf-8")
     result = cli("load", "someindex", path, ok=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     line = one_error_line(result)
     assert "--format" in line and str(path) in line
 

@@ -16,12 +16,21 @@ from vsearch.errors import UsageError, VsearchError
 from vsearch.hybrid import DEFAULT_ALPHA, DEFAULT_RRF_K, DEFAULT_WINDOW, Fusion, Mode
 from vsearch.output import OutputFormat, VectorFormat, default_format, render
 from vsearch.ray_engine import Engine
-from vsearch.records import STDIN, Format
+from vsearch.records import STDIN, Format, is_unicode
 from vsearch.schema import Algorithm, DataType, Metric, Storage
 
 
 class VsearchGroup(TyperGroup):
     """Turns every VsearchError into one line on stderr and its exit code, in one place."""
+
+    def main(self, args: Any = None, *rest: Any, **options: Any) -> Any:
+        # Python turns argument bytes that are not UTF-8 into lone surrogates, which nothing downstream (Redis
+        # keys, queries, file names in messages) can encode: refuse them here, once, for every command.
+        for number, arg in enumerate(sys.argv[1:] if args is None else args, start=1):
+            if isinstance(arg, str) and not is_unicode(arg):
+                typer.echo(f"vsearch: error: argument {number} ({ascii(arg)}) is not valid UTF-8 text", err=True)
+                sys.exit(2)
+        return super().main(args, *rest, **options)
 
     def invoke(self, ctx: Any) -> Any:  # typer.Context, from typer's own click
         try:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from vsearch.errors import InputError
-from vsearch.records import Record
-from vsearch.schema import TAG_SEPARATOR, FieldType, IndexSpec, Storage, VectorField
+from vsearch.records import Record, is_unicode
+from vsearch.schema import TAG_SEPARATOR, DataType, FieldType, IndexSpec, Metric, Storage, VectorField
 
 
 
@@ -30,7 +32,11 @@ def document_id(record: Record, id_field: str) -> str:
     text = str(value)
     if not text.strip():
         raise InputError(f"{record.where()}: field '{id_field}' is empty")
+    if not is_unicode(text):
+        raise InputError(f"{record.where()}: field '{id_field}' is not valid Unicode text ({ascii(text)}): it "
+                         "holds a lone surrogate or a byte that is not UTF-8")
     return text
+
 
 
 def joined_text(record: Record, names: Iterable[str]) -> str:
@@ -53,7 +59,43 @@ def image_path(record: Record, name: str, base: Path, root: Path) -> Path:
     if not resolved.is_relative_to(root):
         raise InputError(f"{record.where()}: image path {str(value)!r} leaves the image root {root} (relative "
                          f"paths start at the input's folder, {base}; --image-root sets where they may lead)")
+    check_regular_file(resolved, f"{record.where()}: image")
     return resolved
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """Refuse what is not a plain file before opening it: reading a FIFO or a device would wait forever (or
+    never end), and a folder cannot be read. `stat` itself never blocks."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"{what} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{what} {path} is {_kind(mode)}, not a file")
+
+
+def _kind(mode: int) -> str:
+    return "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+
+
+def open_regular_file(path: Path) -> BinaryIO:
+    """`path` opened for reading only if it is a plain file, checked on the open file itself, so that a file
+    swapped for a FIFO after `check_regular_file` still cannot block (O_NONBLOCK) or be read."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise InputError(f"image file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        reason = "Is a directory" if stat.S_ISDIR(mode) else f"{_kind(mode)}, not a file"
+        raise InputError(f"{path}: not a readable image ({reason})")
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
 
 
 def given_vector(record: Record, column: str, vector: VectorField) -> np.ndarray:
@@ -72,7 +114,24 @@ def given_vector(record: Record, column: str, vector: VectorField) -> np.ndarray
     if not math.isfinite(array.sum(dtype=np.float64)):
         raise InputError(f"{record.where()}: field '{column}' holds a NaN, an infinite number or one past float32's "
                          "range (3.4e38)")
+    check_scorable(array, vector, f"{record.where()}: field '{column}'")
     return array
+
+
+# The largest finite value of each element type narrower than the float32 a vector is parsed as: a value past it
+# is stored as infinity, and every score against the document becomes NaN.
+_TYPE_MAX = {DataType.float16: 65504.0}
+
+
+def check_scorable(array: np.ndarray, vector: VectorField, what: str) -> None:
+    """Refuse a vector that the index cannot score: all zeros on a COSINE index (no direction: its similarity
+    to anything is NaN), or a value past the element type's range."""
+    if vector.metric is Metric.cosine and not array.any():
+        raise InputError(f"{what} is all zeros: a zero vector has no direction, so its cosine similarity to "
+                         "anything is undefined")
+    limit = _TYPE_MAX.get(vector.datatype)
+    if limit is not None and float(np.abs(array).max()) > limit:
+        raise InputError(f"{what} holds a value past {vector.datatype.value.upper()}'s range ({limit:g})")
 
 
 def document_fields(spec: IndexSpec, record: Record, skip: set[str]) -> dict[str, Any]:

@@ -345,6 +345,8 @@ def _geo(expression: str, scope: str, value: str) -> str:
         raise UsageError(usage) from None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise UsageError(f"--where '{expression}': latitude must be within ±90 and longitude within ±180")
+    if not (math.isfinite(radius) and radius > 0):  # RediSearch answers 0 with an error of its own
+        raise UsageError(f"--where '{expression}': the radius must be more than 0")
     return f"{scope}[{match[2]} {match[1]} {match[3]} {match[4].lower()}]"  # RediSearch wants lon lat
 
 

@@ -29,10 +29,10 @@ from vsearch.config import Settings
 from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, PruneRefused, StoreError,
                             UsageError, VsearchError)
 from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_images
-from vsearch.records import Format, Record, detect_format, is_image_source, read_source
+from vsearch.records import Format, Record, detect_format, glob_root, is_image_source, read_source
 from vsearch.schema import IndexSpec, VectorField
 from vsearch import store
-from vsearch.fields import document_fields, document_id, given_vector, image_path, joined_text
+from vsearch.fields import document_fields, document_id, given_vector, image_path, joined_text, open_regular_file
 from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
 from vsearch.store.definitions import check_owned, get_spec, index_stats, purge_replaced_entries
 from vsearch.store.documents import (FIELDS_DIGEST, Document, StoredState, check_persisted, read_states, read_vectors,
@@ -40,6 +40,7 @@ from vsearch.store.documents import (FIELDS_DIGEST, Document, StoredState, check
 from vsearch.store.keys import NAMESPACE
 from vsearch.store.lock import Lease, index_lock
 
+ALIKE_TRACKED = 100_000  # image vectors compared for identical ones; past that memory matters more
 SHOWN_REJECTS = 10  # reject lines printed on stderr before the rest are only counted
 RETRIES = 5
 SEEN_TTL_S = 3600  # renewed by every batch: a killed run's id list is gone within the hour
@@ -316,8 +317,14 @@ def _only_free_vector(spec: IndexSpec, *taken: VectorField | None) -> VectorFiel
 
 
 def _source_root(source: str) -> Path:
+    """Where a source's relative paths start: a folder itself; a glob's part before its first wildcard
+    (`icons/*/*.png` -> `icons`); a file's folder."""
     path = Path(source)
-    return path if path.is_dir() else path.parent if path.parent != Path("") else Path.cwd()
+    if path.is_dir():
+        return path
+    if is_image_source(source):
+        return glob_root(source)
+    return path.parent if path.parent != Path("") else Path.cwd()
 
 
 def _check_known_dimensions(spec: IndexSpec, plan: LoadPlan, settings: Settings, request: LoadRequest) -> None:
@@ -363,6 +370,9 @@ class _Run:
         self.fingerprint_heads: dict[tuple[str, bool], bytes] = {}
         self.incremental: bool | None = None  # decided by the first batch that needs a model
         self.rejects: IO[str] | None = None
+        self.vectors_seen: dict[bytes, tuple[str, str]] = {}  # an image vector's digest -> (its file's, its id)
+        self.alike = 0
+        self.alike_example: tuple[str, str] | None = None
         self.batch_rejects: list[str] = []
         stats = None if request.dry_run else index_stats(client, target)
         if stats is not None and stats.indexing:
@@ -400,6 +410,7 @@ class _Run:
         finally:
             if self.rejects is not None:
                 self.rejects.close()
+        self.warn_alike()
 
     def _with_retries(self, step: Callable[[], None]) -> None:
         """Run a batch's Redis work again after a lost connection: every write replaces whole documents, so a
@@ -555,7 +566,12 @@ class _Run:
         except (Rejected, InputError) as exc:
             self._reject(record, str(exc), identified=doc_id is not None)
             return None
-        fingerprint[FIELDS_DIGEST] = _digest(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode())
+        try:
+            fields_json = json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # JSON's "\ud800": Redis would refuse the whole batch over it
+            self._reject(record, "a field is not valid Unicode text (it holds a lone surrogate such as \\ud800)")
+            return None
+        fingerprint[FIELDS_DIGEST] = _digest(fields_json)
         return _Candidate(record, doc_id, fields, contents, fingerprint)
 
     def _contents(self, record: Record) -> dict[str, Any]:
@@ -617,9 +633,27 @@ class _Run:
                 if kept:
                     for c, vec in zip(kept, encoder.encode_images(images)):
                         c.vectors[vector.name] = vec
+                        self._note_alike(c, vector.name, vec)
             else:
                 for c, vec in zip(wanting, encoder.encode_texts([c.contents[vector.name] for c in wanting])):
                     c.vectors[vector.name] = vec
+
+    def _note_alike(self, candidate: _Candidate, name: str, vec: np.ndarray) -> None:
+        """Count images of different files that embed identically: blank or transparent ones look alike to the
+        model, and a folder of them would answer every query with all of them."""
+        if len(self.vectors_seen) >= ALIKE_TRACKED:
+            return
+        key = hashlib.blake2b(np.asarray(vec, dtype="<f4").tobytes(), digest_size=16).digest()
+        first = self.vectors_seen.setdefault(key, (candidate.fingerprint[name], candidate.id))
+        if first[0] != candidate.fingerprint[name]:
+            self.alike += 1
+            self.alike_example = self.alike_example or (first[1], candidate.id)
+
+    def warn_alike(self) -> None:
+        if self.alike:
+            a, b = self.alike_example or ("", "")
+            self.warn(f"{self.alike} image(s) embedded exactly like another, different file (e.g. {a!r} and {b!r}): "
+                      "blank, one-colour or transparent images all look alike to the image model")
 
     def _encoder(self, vector: VectorField) -> Encoder:
         """Loaded on first use: a reload with nothing new to embed never loads a model."""
@@ -697,11 +731,9 @@ def _digest(data: bytes) -> str:
 def _file_digest(path: Path) -> bytes:
     digest = hashlib.blake2b(digest_size=16)
     try:
-        with open(path, "rb") as handle:
+        with open_regular_file(path) as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
-    except FileNotFoundError:
-        raise InputError(f"image file not found: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read image {path}: {exc.strerror or exc}") from None
     return digest.digest()

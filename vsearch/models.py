@@ -255,11 +255,19 @@ def open_image(path: Path) -> Image.Image:
 
     from PIL import Image, UnidentifiedImageError
 
+    from vsearch.fields import open_regular_file
+    from vsearch.records import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS
+
+    if path.suffix.lower() in UNSUPPORTED_IMAGE_EXTENSIONS:
+        raise InputError(f"{path}: {path.suffix.lower()} images are not supported (vsearch reads "
+                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}): convert it to PNG first")
     try:
-        with warnings.catch_warnings():
-            # Our own limit below replaces the warning Pillow gives between 1x and 2x its limit.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+        with warnings.catch_warnings(), open_regular_file(path) as handle:
+            # Our own limit below replaces the warning Pillow gives between 1x and 2x its limit; its other
+            # warnings (a palette's transparency, odd metadata) are about what _flat_rgb handles, and would reach
+            # stderr without the file's name.
+            warnings.simplefilter("ignore")
+            with Image.open(handle) as image:
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
                     raise _too_large(path, f"{width}x{height} pixels")
@@ -279,6 +287,24 @@ def open_image(path: Path) -> Image.Image:
         raise InputError(f"{path}: not a readable image ({type(exc).__name__})") from exc
 
 
+IMAGE_BACKGROUND = (255, 255, 255)  # what shows through transparency: white, as on a page or a product photo
+
+
+def _flat_rgb(image: Image.Image) -> Image.Image:
+    """RGB, with any transparency composited onto IMAGE_BACKGROUND. `convert("RGB")` alone drops the alpha
+    channel and keeps whatever colour the transparent pixels hold (often black): black icons on transparency
+    then all become one black square, and one vector."""
+    from PIL import Image
+
+    transparent = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if not transparent:
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    flat = Image.new("RGBA", rgba.size, IMAGE_BACKGROUND + (255,))
+    flat.alpha_composite(rgba)
+    return flat.convert("RGB")
+
+
 def _too_large(path: Path, size: str) -> InputError:
     return InputError(f"{path}: image too large ({size}; the limit is {MAX_IMAGE_PIXELS:,} pixels, "
                       "against decompression bombs)")
@@ -289,14 +315,14 @@ def _reduced_rgb(image: Image.Image) -> Image.Image:
     width, height = image.size
     scale = min(1.0, IMAGE_DECODE_SIDE / min(width, height), IMAGE_MAX_SIDE / max(width, height))
     if scale == 1.0:
-        return image.convert("RGB")  # exactly the pixels the models always saw
+        return _flat_rgb(image)  # exactly the pixels the models always saw, for an image without transparency
     box = (max(1, round(width * scale)), max(1, round(height * scale)))
     if image.format == "JPEG":
         image.thumbnail(box)  # draft(): the decoder itself works at 1/2, 1/4 or 1/8 scale
         return image.convert("RGB")
     # Other formats decode at full size (bounded by MAX_IMAGE_PIXELS); reduce at once, before the next.
     # An RGB image is reduced in place: no full-size copy beside the decoded one.
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    rgb = image if image.mode == "RGB" else _flat_rgb(image)
     rgb.thumbnail(box)
     return rgb.copy() if rgb is image else rgb  # the copy outlives the file closing
 

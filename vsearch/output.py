@@ -9,7 +9,9 @@ byte-exact; sending CSV to a terminal shows whatever the data holds, as `cat` wo
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -41,7 +43,26 @@ _LINE_BREAK_TABLE = str.maketrans(_LINE_BREAKS)
 
 def json_line(row: object) -> str:
     """One JSONL line: UTF-8 text as it is, except characters any reader could split a line on."""
-    return json.dumps(row, ensure_ascii=False).translate(_LINE_BREAK_TABLE)
+    return _json(row).translate(_LINE_BREAK_TABLE)
+
+
+def _json(value: object, indent: int | None = None) -> str:
+    """Valid JSON whatever the value holds: a NaN or infinite score (a document another tool stored with a zero
+    vector) becomes null, where json.dumps would write a bare NaN that no JSON parser reads."""
+    try:
+        return json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), ensure_ascii=False, indent=indent)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def default_format(stream: IO[str]) -> OutputFormat:
@@ -55,12 +76,12 @@ def render(rows: Sequence[dict[str, Any]], fmt: OutputFormat, title: str | None 
         for row in rows:
             stream.write(json_line(row) + "\n")
     elif fmt is OutputFormat.json:
-        stream.write(json.dumps(list(rows), ensure_ascii=False, indent=2) + "\n")
+        stream.write(_json(list(rows), indent=2) + "\n")
     elif fmt is OutputFormat.csv:
         columns = _columns(rows)
-        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+        _csv_row(stream, columns)
+        for row in rows:
+            _csv_row(stream, [_cell(row.get(c)) for c in columns])
     else:
         _table(rows, title, stream)
     stream.flush()
@@ -71,6 +92,18 @@ def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     for row in rows:
         columns.update(dict.fromkeys(row))
     return list(columns)
+
+
+def _csv_row(stream: IO[str], cells: Sequence[str]) -> None:
+    """One CSV line ending in LF. The csv module quotes a field that holds a character of its line terminator,
+    so with LF alone a bare CR went out unquoted and a reader saw two rows: such a row is written with CRLF as
+    its terminator (CR then gets quoted), and its own CRLF is put back to LF."""
+    if not any("\r" in cell for cell in cells):
+        csv.writer(stream, lineterminator="\n").writerow(cells)
+        return
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\r\n").writerow(cells)
+    stream.write(line.getvalue()[:-2] + "\n")
 
 
 def _cell(value: Any) -> str:

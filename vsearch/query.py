@@ -21,10 +21,11 @@ from vsearch.config import Settings
 from vsearch.errors import InputError, ModelError, UsageError
 from vsearch.filters import compile_where
 from vsearch.models import encoder_for, model_name_for, open_image
-from vsearch.schema import IndexSpec, VectorField
+from vsearch.schema import IndexSpec, Metric, VectorField
+from vsearch.records import is_unicode
 from vsearch.store import Hit, document_vector
 from vsearch.store.search import VectorSearch, range_radius, search_command, search_many
-from vsearch.store.search import TEXT_RANKING, full_text_query, text_search
+from vsearch.store.search import TEXT_RANKING, full_text_query, text_search, text_terms
 from vsearch.store.vectors import QueryVector
 from vsearch.hybrid import Fusion, FusionParams, Mode, hybrid_search, resolve_mode
 
@@ -155,6 +156,9 @@ def run_batch(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
     mode = resolve_mode(spec, request.mode, True, _vector_options(request))
     if mode is Mode.text:  # one query at a time
         for query in queries:
+            if text_terms(spec, query.text) is None:  # only stopwords: no words to match, so no results
+                yield query, []
+                continue
             yield query, run_query(client, spec, settings, replace(request, text=query.text))
         return
     plan = vector_search(spec, request) if mode is Mode.vector else None  # its checks come before any embedding
@@ -254,9 +258,17 @@ def _target_field(spec: IndexSpec, request: QueryRequest) -> VectorField:
 def _query_vector(client: redis.Redis, spec: IndexSpec, settings: Settings, request: QueryRequest,
                   field: VectorField) -> QueryVector:
     if request.like is not None:
-        return document_vector(client, spec, request.like, field)
+        found = document_vector(client, spec, request.like, field)
+        if field.metric is Metric.cosine and _all_zero(found):  # stored by another tool, or before load refused it
+            raise UsageError(f"document '{request.like}' has an all-zero {field.name}: it has no direction, so "
+                             "its cosine similarity to anything is undefined")
+        return found
     if request.vector is not None:
-        return parse_vector(request.vector)
+        vector = parse_vector(request.vector)
+        if field.metric is Metric.cosine and not vector.any():
+            raise UsageError("--vector is all zeros: a zero vector has no direction, so its cosine similarity to "
+                             "anything is undefined")
+        return vector
     if request.image is not None:
         return encoder_for(field, request.model, settings).encode_images([open_image(request.image)])[0]
     return embed_texts(client, field, settings, request, [request.text or ""])[0]
@@ -294,20 +306,20 @@ def open_batch(path: str) -> Iterator[BatchQuery]:
     import sys
 
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+        stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"--batch: cannot read {path}: {exc.strerror or exc}") from exc
-    number = 0
 
     def lines() -> Iterator[str]:
-        nonlocal number
+        # Decoded a line at a time: a text stream decodes ahead in chunks, so its error named a later line.
         try:
-            for number, line in enumerate(stream, 1):
-                yield line
-        except UnicodeDecodeError as exc:
-            raise InputError(f"--batch: {path} line {number + 1} is not UTF-8 text") from exc
+            for number, raw in enumerate(stream, 1):
+                try:
+                    yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError:
+                    raise InputError(f"--batch: {path} line {number} is not UTF-8 text") from None
         finally:
-            if stream is not sys.stdin:
+            if stream is not sys.stdin.buffer:
                 stream.close()
 
     return read_batch(lines())
@@ -335,6 +347,8 @@ def read_batch(lines: Iterable[str]) -> Iterator[BatchQuery]:
         text = item.get("text") if isinstance(item, dict) else None
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"--batch line {number}: needs a non-empty string \"text\"")
+        if not is_unicode(text):
+            raise InputError(f"--batch line {number}: \"text\" is not valid Unicode (a lone surrogate such as \\ud800)")
         query_id = item.get("id")
         yield BatchQuery(text, None if query_id is None else str(query_id))
 
@@ -380,3 +394,12 @@ def batch_rows(results: Iterable[tuple[BatchQuery, list[Hit]]], keep: list[str] 
             rows = []
     if not streaming:
         yield rows
+
+
+def _all_zero(vector: QueryVector) -> bool:
+    """Whether every element is 0 (or -0): float32 bytes as stored, or an array, without importing numpy."""
+    if isinstance(vector, bytes):
+        from array import array
+
+        return not any(array("f", vector))
+    return not vector.any()

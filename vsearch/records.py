@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import json
 import re
 import sys
@@ -63,6 +64,8 @@ class Record:
 
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+# Image files that a folder load lists so that it can say they are not supported, rather than skip them silently.
+UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({".svg", ".svgz", ".heic", ".heif"})
 
 
 def read_source(source: str, fmt: Format | None, root: Path) -> Iterator[Record]:
@@ -79,14 +82,41 @@ def is_image_source(source: str) -> bool:
     return source != STDIN and (Path(source).is_dir() or (any(c in source for c in "*?[") and not Path(source).is_file()))
 
 
+def is_unicode(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: JSON's "\\ud800" and file names or arguments with bytes that are
+    not UTF-8 (Python's surrogate escapes) cannot, and Redis keys and values are UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def glob_root(pattern: str) -> Path:
+    """The folder a glob starts from: its parts before the first one with a wildcard."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+    return Path(*parts[:fixed]) if fixed else Path.cwd()
+
+
 def read_image_folder(source: str, root: Path) -> Iterator[Record]:
+    """Each image of a folder (or glob) as a record whose id is its path relative to the folder (`root`, the
+    glob's part before its first wildcard) as listed: a symlink keeps its own name, and where it leads is
+    checked when the image is read."""
     import glob
 
     folder = Path(source)
-    paths = (sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    # is_file follows symlinks: a link to a folder or FIFO is left out, as those themselves are.
+    listed = IMAGE_EXTENSIONS | UNSUPPORTED_IMAGE_EXTENSIONS
+    paths = (sorted(p for p in folder.rglob("*") if p.suffix.lower() in listed and p.is_file())
              if folder.is_dir() else sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file()))
+    start = folder if folder.is_dir() else glob_root(source)  # what `root` is, before symlinks are resolved
     for number, path in enumerate(paths, start=1):
-        relative = str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root) else str(path)
+        relative = os.path.relpath(path, start)
+        if not is_unicode(relative):
+            yield Record(source, number, {}, raw=str(path), error=f"file name {ascii(str(path))} is not UTF-8: "
+                         "it cannot be an id; rename the file")
+            continue
         yield Record(source, number, {"id": relative, "image": relative}, raw=str(path))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import secrets
 import shutil
 import signal
@@ -238,9 +239,15 @@ def password(home: Path) -> str:
     except OSError as exc:
         raise ServerError(f"cannot read the embedded server's password file {paths.password}: {exc.strerror}") from exc
     with os.fdopen(fd, encoding="utf-8") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ServerError(f"the password file {paths.password} is not a file: delete it, and vsearch makes a "
+                              "new one (and restarts the server with it)")
         if os.fstat(fd).st_mode & 0o077:  # loosened by hand or by an older vsearch: close it again
             os.fchmod(fd, 0o600)
-        value = handle.read().strip()
+        try:
+            value = handle.read().strip()
+        except (UnicodeDecodeError, OSError):
+            value = ""  # not text: refused below
     if not value or any(c.isspace() or not c.isprintable() for c in value):
         raise ServerError(f"the password file {paths.password} is empty or holds spaces or control characters: "
                           "delete it, and vsearch makes a new one (and restarts the server with it)")
