@@ -1,6 +1,19 @@
 """Input built to hurt: terminal escapes in stored data, image and text bombs, malformed and huge files.
 
 Each case must end in data shown literally or in one clear error line, with memory bounded by design.
+
+- A FIFO, device or folder named as an image is one rejected record: `load` never waits on it.
+- Text that is not valid Unicode (JSON's lone surrogates, file names and arguments with bytes that are not
+  UTF-8) is one rejected record or one error line; the rest of its batch is loaded.
+- `--batch` names the line that holds a bad byte; a stopword-only line in a text-mode batch has no results,
+  and the other lines still answer.
+- JSON and JSONL output is always valid JSON (no bare NaN or Infinity); a CSV cell with a CR is quoted.
+- A zero vector on a COSINE index (no direction, so no score) is refused at load and at query, and a value past
+  FLOAT16's range on a FLOAT16 index is refused at load.
+- Transparent images are composited onto white: shapes on transparency no longer embed as one image. A load
+  says when different image files embed identically, and names image formats it cannot read (SVG).
+- In a folder load a symlink keeps its own name as id, and one that leads out of the folder says so; a glob
+  with a wildcard in a folder part starts at the part before the first wildcard.
 """
 
 from __future__ import annotations
@@ -15,7 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.conftest import SAMPLE, one_error_line
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT, SAMPLE, one_error_line
 from vsearch import models, records
 from vsearch.errors import InputError
 from vsearch.models import load_image_encoder, load_text_encoder, open_image
@@ -280,3 +297,205 @@ def test_nul_bytes_in_csv_are_data(tmp_path) -> None:
     path = tmp_path / "nul.csv"
     path.write_bytes(b"id,text\n1,a\x00b\n")
     assert [r.data for r in read_records(str(path), Format.csv)] == [{"id": "1", "text": "a\x00b"}]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Files that are not files, text that is not text
+
+
+def _given(cli, name: str, *options: str) -> None:
+    cli("create-index", name, "--dim", "4", "--algorithm", "flat", *options)
+
+
+def _ids(redis_client, name: str) -> set[str]:
+    reply = redis_client.execute_command("FT.SEARCH", name, "*", "NOCONTENT", "LIMIT", 0, 1000)
+    prefix = json.loads(redis_client.get(f"__vsearch:index:{name}"))["index"]["prefix"]
+    return {key.decode()[len(prefix):] for key in reply[1:]}
+
+
+def test_a_fifo_named_as_an_image_is_one_rejected_record(cli, redis_client, index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--image", "--no-text-vector", "--algorithm", "flat")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "real.jpg").write_bytes((SAMPLE / "images" / "1653.jpg").read_bytes())
+    path = tmp_path / "images.csv"
+    path.write_text("id,image\npipe,pipe.jpg\nreal,real.jpg\nnull,/dev/zero\n")
+    result = cli("load", index_name, path, "--image-field", "image", "--image-root", "/", ok=False)
+    assert result.exit_code == 4
+    assert "pipe.jpg is a FIFO, not a file" in result.stderr
+    assert "/dev/zero is a device or socket, not a file" in result.stderr
+    assert _ids(redis_client, index_name) == {"real"}
+
+
+def test_a_lone_surrogate_rejects_one_record_not_its_batch(cli, redis_client, index_name, tmp_path) -> None:
+    _given(cli, index_name)
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "ok1", "v": [1, 0, 0, 0]}\n{"id": "bad\\ud800", "v": [1, 0, 0, 0]}\n'
+                    '{"id": "ok2", "title": "x\\udfff", "v": [1, 0, 0, 0]}\n{"id": "ok3", "v": [0, 1, 0, 0]}\n')
+    result = cli("load", index_name, path, "--vector-column", "v", ok=False)
+    assert result.exit_code == 4
+    assert "line 2: field 'id' is not valid Unicode text" in result.stderr
+    assert "line 3: a field is not valid Unicode text" in result.stderr
+    assert _ids(redis_client, index_name) == {"ok1", "ok3"}
+
+
+def test_a_file_name_that_is_not_utf8_rejects_one_image(cli, redis_client, index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--image", "--no-text-vector", "--algorithm", "flat")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = (SAMPLE / "images" / "1653.jpg").read_bytes()
+    (folder / "good.jpg").write_bytes(image)
+    with open(os.path.join(os.fsencode(folder), b"bad\xffname.jpg"), "wb") as handle:
+        handle.write(image)
+    result = cli("load", index_name, folder, ok=False)
+    assert result.exit_code == 4
+    assert "is not UTF-8" in result.stderr
+    assert _ids(redis_client, index_name) == {"good.jpg"}
+
+
+@pytest.mark.parametrize("args", [["query", "{name}", "--like", "x\udcff"], ["query", "{name}", "--vector", "[1,0,0,0]",
+                                  "--where", "title=\udcff"], ["query", "{name}", "--vector", "[1,0,0,0]",
+                                  "--filter", "@title:{\udcff}"], ["info", "bad\udcffname"]])
+def test_an_argument_that_is_not_utf8_is_one_error_line(cli, index_name, args) -> None:
+    _given(cli, index_name, "--tag", "title")
+    result = cli(*[a.replace("{name}", index_name) for a in args], ok=False)
+    assert result.exit_code == 2
+    assert "is not valid UTF-8 text" in one_error_line(result)
+
+
+def test_arguments_with_bad_bytes_from_a_real_shell(index_name) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable.encode(), b"-m", b"vsearch", b"info", b"bad\xffname"], env=env,
+                            capture_output=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.decode().startswith("vsearch: error: argument 2")
+    assert b"Traceback" not in result.stderr
+
+
+def test_batch_names_the_line_with_a_bad_byte(cli, products, tmp_path) -> None:
+    path = tmp_path / "queries.txt"
+    path.write_bytes(b"red shoes\nblue shirt\nbad \xff byte\n")  # read ahead as text, this was "line 1"
+    result = cli("query", products, "--batch", path, ok=False)
+    assert "line 3 is not UTF-8 text" in one_error_line(result)
+    jsonl = tmp_path / "queries.jsonl"
+    jsonl.write_text('{"text": "fine"}\n{"text": "bad \\ud800"}\n')
+    bad = cli("query", products, "--batch", jsonl, ok=False)
+    assert "--batch line 2" in one_error_line(bad)
+
+
+def test_a_stopword_only_line_in_a_text_batch_has_no_results(cli, products) -> None:
+    rows = cli.jsonl("query", products, "--batch", "-", "--mode", "text", "-k", "2", input="watch\nthe of a\nshoes\n")
+    assert [row["query"] for row in rows] == ["watch", "watch", "shoes", "shoes"]
+
+
+def test_near_zero_radius_is_a_usage_error(cli, index_name) -> None:
+    _given(cli, index_name, "--geo", "location")
+    for radius in ("0km", "0m", "0.0 mi"):
+        result = cli("query", index_name, "--vector", "[1,0,0,0]", "--where", f"location near 52.5,13.4 {radius}",
+                     ok=False)
+        assert result.exit_code == 2
+        assert "radius must be more than 0" in one_error_line(result)
+
+
+def test_a_bare_cr_in_csv_output_is_quoted() -> None:
+    import csv
+
+    out = io.StringIO()
+    render([{"id": "1", "t": "a\rb"}, {"id": "2", "t": "x"}], OutputFormat.csv, stream=out)
+    assert list(csv.reader(io.StringIO(out.getvalue(), newline=""))) == [["id", "t"], ["1", "a\rb"], ["2", "x"]]
+
+
+def test_json_output_never_holds_a_bare_nan() -> None:
+    for fmt in (OutputFormat.jsonl, OutputFormat.json):
+        out = io.StringIO()
+        render([{"id": "1", "score": float("nan"), "f": {"x": float("inf")}}], fmt, stream=out)
+        text = out.getvalue()
+        assert "NaN" not in text and "Infinity" not in text
+        json.loads(text if fmt is OutputFormat.json else text.splitlines()[0])
+
+
+def test_a_zero_vector_on_a_cosine_index_is_refused(cli, redis_client, index_name, tmp_path) -> None:
+    _given(cli, index_name)
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "zero", "v": [0, 0, 0, 0]}\n{"id": "fine", "v": [1, 0, 0, 0]}\n')
+    result = cli("load", index_name, path, "--vector-column", "v", ok=False)
+    assert result.exit_code == 4 and "all zeros" in result.stderr
+    assert _ids(redis_client, index_name) == {"fine"}
+    query = cli("query", index_name, "--vector", "[0, 0, 0, 0]", ok=False)
+    assert query.exit_code == 2 and "all zeros" in one_error_line(query)
+    # One stored by another tool: --like refuses it, and any query's JSON stays valid.
+    prefix = json.loads(redis_client.get(f"__vsearch:index:{index_name}"))["index"]["prefix"]
+    redis_client.hset(f"{prefix}foreign", mapping={"text_vector": np.zeros(4, dtype=np.float32).tobytes()})
+    like = cli("query", index_name, "--like", "foreign", ok=False)
+    assert like.exit_code == 2 and "all-zero" in one_error_line(like)
+    for line in cli("query", index_name, "--vector", "[1, 0, 0, 0]", "--format", "jsonl").stdout.splitlines():
+        json.loads(line)
+
+
+def test_float16_values_past_its_range_are_refused(cli, redis_client, index_name, tmp_path) -> None:
+    _given(cli, index_name, "--type", "float16")
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "big", "v": [70000, 0, 0, 1]}\n{"id": "fine", "v": [65504, 0, 0, 1]}\n')
+    result = cli("load", index_name, path, "--vector-column", "v", ok=False)
+    assert result.exit_code == 4 and "past FLOAT16's range" in result.stderr
+    assert _ids(redis_client, index_name) == {"fine"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Image folders
+
+
+def _icon(path, shape: str) -> None:
+    """A black shape on a transparent background, as symbolic icons are."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    if shape == "square":
+        draw.rectangle((8, 8, 56, 56), fill=(0, 0, 0, 255))
+    elif shape == "circle":
+        draw.ellipse((8, 8, 56, 56), fill=(0, 0, 0, 255))
+    else:
+        draw.line((0, 0, 64, 64), fill=(0, 0, 0, 255), width=6)
+    image.save(path)
+
+
+def test_transparent_icons_embed_as_different_images(cli, redis_client, index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--image", "--no-text-vector", "--algorithm", "flat")
+    folder = tmp_path / "icons" / "64x64" / "actions"
+    folder.mkdir(parents=True)
+    for shape in ("square", "circle", "slash"):
+        _icon(folder / f"{shape}.png", shape)
+    (folder / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    result = cli("load", index_name, str(tmp_path / "icons" / "*" / "*" / "*"), ok=False)
+    assert result.exit_code == 4
+    assert ".svg images are not supported" in result.stderr
+    assert _ids(redis_client, index_name) == {f"64x64/actions/{s}.png" for s in ("square", "circle", "slash")}
+    # No other icon is (nearly) the same image: before, all three were one black square, scoring 1.0.
+    assert cli.jsonl("query", index_name, "--like", "64x64/actions/square.png", "--min-score", "0.999") == []
+
+
+def test_a_load_warns_when_different_images_embed_identically(cli, index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--image", "--no-text-vector", "--algorithm", "flat")
+    folder = tmp_path / "blank"
+    folder.mkdir()
+    for i, colour in enumerate([(255, 255, 255, 0), (0, 0, 0, 0), (10, 200, 30, 0)]):  # all fully transparent
+        Image.new("RGBA", (32, 32), colour).save(folder / f"{i}.png")
+    result = cli("load", index_name, folder)
+    assert "2 image(s) embedded exactly like another, different file" in result.stderr
+
+
+def test_a_symlink_in_a_folder_keeps_its_own_name(cli, redis_client, index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--image", "--no-text-vector", "--algorithm", "flat")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "real.jpg").write_bytes((SAMPLE / "images" / "1653.jpg").read_bytes())
+    (folder / "alias.jpg").symlink_to("real.jpg")
+    outside = tmp_path / "secret.jpg"
+    outside.write_bytes((SAMPLE / "images" / "1653.jpg").read_bytes())
+    (folder / "out.jpg").symlink_to(outside)
+    result = cli("load", index_name, folder, ok=False)
+    assert result.exit_code == 4
+    assert "'out.jpg' leaves the image root" in result.stderr and "not found" not in result.stderr
+    assert _ids(redis_client, index_name) == {"alias.jpg", "real.jpg"}
+    again = cli("load", index_name, folder, ok=False)
+    assert "duplicate" not in again.stderr and "appeared earlier" not in again.stderr

@@ -1,4 +1,7 @@
-"""What a hostile local user or a broken disk can do to the embedded server, and what vsearch does about it."""
+"""What a hostile local user or a broken disk can do to the embedded server, and what vsearch does about it.
+
+- A password file that is not a file (a folder, say) or not text is one error line that says how to recover.
+"""
 
 from __future__ import annotations
 
@@ -118,6 +121,21 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
+
+
+@pytest.mark.parametrize("damage", ["folder", "binary"])
+def test_a_password_file_that_is_not_a_text_file_is_one_error_line(own_home, damage) -> None:
+    secret = own_home / "redis" / "password"
+    secret.parent.mkdir(parents=True, mode=0o700)
+    if damage == "folder":
+        secret.mkdir(mode=0o700)
+    else:
+        secret.write_bytes(b"\xff\xfe\x00 not text")
+        secret.chmod(0o600)
+    result = vsearch("list", home=own_home)  # connecting reads the password
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "password file" in result.stderr and "delete it" in result.stderr
 
 
 def test_two_commands_racing_for_a_new_password_agree_on_one(own_home) -> None:

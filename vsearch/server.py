@@ -238,10 +238,11 @@ def password(home: Path) -> str:
         fd = os.open(paths.password, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
         raise ServerError(f"cannot read the embedded server's password file {paths.password}: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ServerError(f"the password file {paths.password} is not a file: delete it, and vsearch makes a "
+                          "new one (and restarts the server with it)")
     with os.fdopen(fd, encoding="utf-8") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ServerError(f"the password file {paths.password} is not a file: delete it, and vsearch makes a "
-                              "new one (and restarts the server with it)")
         if os.fstat(fd).st_mode & 0o077:  # loosened by hand or by an older vsearch: close it again
             os.fchmod(fd, 0o600)
         try:
