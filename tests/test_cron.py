@@ -362,3 +362,19 @@ def test_a_small_reload_embeds_without_torch_once_the_model_is_exported(cli, ind
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]" and "1 embedded" in done.stderr
     assert cli.jsonl("query", index_name, "silver buckle belt", "-k", "1")[0]["id"] == "d4"
+
+
+def test_the_first_text_load_prepares_the_fast_query_model(cli, vsearch_home, index_name, tmp_path,
+                                                             private_model) -> None:
+    """The first text query no longer pauses ~20 s to export the model: the first load that embeds did it."""
+    from vsearch.onnx_text import export_path
+
+    make(cli, index_name, "--model", str(private_model))
+    export = export_path(vsearch_home, str(private_model))
+    assert not export.exists()
+    result = cli("load", index_name, write_jsonl(tmp_path / "a.jsonl", ROWS), "--text-field", "title")
+    assert "preparing the fast query model" in result.stderr
+    assert (export / "model.onnx").is_file()
+    again = cli("load", index_name, write_jsonl(tmp_path / "b.jsonl", [dict(ROWS[0], title="changed")]),
+                "--text-field", "title")
+    assert "preparing" not in again.stderr
