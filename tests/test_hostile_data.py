@@ -93,7 +93,7 @@ def test_duplicate_ids_in_one_input_are_reported(cli, redis_client, index_name, 
     result = cli("load", index_name, jsonl(tmp_path / "a.jsonl", rows), "--vector-column", "v", ok=False)
     assert result.exit_code == 4
     assert "line 3: id 'a' appeared earlier in this input" in result.stderr
-    assert "3 read, 2 embedded" in result.stderr and "2 documents in the index" in result.stderr
+    assert "3 read, 0 embedded, 2 given" in result.stderr and "2 documents in the index" in result.stderr
 
 
 def test_ids_are_kept_exactly_as_written(cli, redis_client, index_name, tmp_path) -> None:

@@ -81,7 +81,8 @@ class LoadRequest:
 class LoadReport:
     index: str
     read: int = 0  # records read from the input, rejected ones included
-    embedded: int = 0  # documents whose vectors were computed by a model (or taken from --vector-column)
+    embedded: int = 0  # documents whose vectors were computed by a model
+    given: int = 0  # documents whose new vectors were all given (--vector-column): written without a model
     updated: int = 0  # documents rewritten with their stored vectors: only other fields changed
     skipped: int = 0  # documents already stored exactly as the input has them
     deleted: int = 0  # documents --prune removed
@@ -100,6 +101,10 @@ class LoadReport:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False)
 
+    @property
+    def written(self) -> int:
+        return self.embedded + self.given + self.updated
+
     def attention(self) -> str:
         """What of a run needs a person's look, in one line: `--quiet` prints it when there is any."""
         parts = [f"{self.rejected} record(s) rejected"] if self.rejected else []
@@ -109,7 +114,8 @@ class LoadReport:
 
     def summary(self) -> str:
         verb = "would load" if self.dry_run else "loaded"
-        parts = [f"{self.read} read", f"{self.embedded} embedded", f"{self.updated} updated",
+        parts = [f"{self.read} read", f"{self.embedded} embedded", *([f"{self.given} given"] if self.given else []),
+                 f"{self.updated} updated",
                  f"{self.skipped} skipped", f"{self.deleted} deleted", f"{self.rejected} rejected"]
         done = f"{verb} '{self.index}'{' (rebuilt)' if self.rebuilt else ''}: {', '.join(parts)}"
         return f"{done}; {self.documents} documents in the index, {self.seconds:.1f} s"
@@ -154,7 +160,8 @@ class _Candidate:
     contents: dict[str, Any]  # vector name -> text, image Path, or a ready vector
     fingerprint: dict[str, str]
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    embedded: bool = False  # a vector of it was computed in this run (not reused from Redis)
+    embedded: bool = False  # a vector of it was made in this run (not reused from Redis): by a model, or given
+    modelled: bool = False  # a vector of it was computed by a model in this run
     claimed: bool = False  # its id is recorded as read by this run
     new: bool = False  # no document has its id yet
     rejected: bool = False  # its image could not be read
@@ -404,7 +411,7 @@ class _Run:
                 self.progress(len(batch))
         except VsearchError as exc:
             if not isinstance(exc, (InputError, UsageError)):
-                exc.args = (f"{exc} (this run had written {self.report.embedded + self.report.updated} documents "
+                exc.args = (f"{exc} (this run had written {self.report.written} documents "
                             "before it; rerun the same command to finish)",)
             raise
         finally:
@@ -555,7 +562,8 @@ class _Run:
             check_persisted(self.client, f"the last batch's {len(to_write)} document(s)")
         # Counted only once the batch is stored, so a retried batch is not counted twice.
         self.report.skipped += skipped
-        self.report.embedded += sum(1 for c in to_write if c.embedded)
+        self.report.embedded += sum(1 for c in to_write if c.modelled)
+        self.report.given += sum(1 for c in to_write if c.embedded and not c.modelled)
         self.report.updated += sum(1 for c in to_write if not c.embedded)
         self.replaced += sum(1 for c in to_write if not c.new)
 
@@ -633,6 +641,8 @@ class _Run:
             for c in given:
                 c.vectors[vector.name] = c.contents[vector.name]
             wanting = [c for c in wanting if not isinstance(c.contents[vector.name], np.ndarray)]
+            for c in wanting:
+                c.modelled = True
             if not wanting or self.request.dry_run:
                 for c in wanting:
                     c.vectors[vector.name] = np.zeros(vector.dim, dtype=np.float32)  # never written
@@ -815,7 +825,7 @@ def _rebuild(client: redis.Redis, settings: Settings, live: IndexSpec, plan: Loa
         finally:
             run.forget_ids()
         run.check_indexed()
-        go_live(client, live, new, report.embedded + report.updated + carried, lease)
+        go_live(client, live, new, report.written + carried, lease)
     except BaseException:
         abandon(client, new)
         raise
