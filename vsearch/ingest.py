@@ -781,6 +781,7 @@ def _prune(client: redis.Redis, spec: IndexSpec, run: _Run, request: LoadRequest
         absent += [i for i, read in zip(page, run.was_read(page)) if not read]
     _check_prune_limit(len(absent), index_stats(client, spec).documents, request)
     if request.dry_run:
+        absent.sort()  # SCAN's order is the server's: sorted, a person can read it and tools can diff it
         report.would_delete, report.deleted = absent, len(absent)
         if absent:
             shown = ", ".join(repr(i) for i in absent[:SHOWN_REJECTS])
