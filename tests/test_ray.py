@@ -97,7 +97,7 @@ def test_a_worker_killed_mid_run_loses_nothing(cli, redis_client, rows_file, cap
     killed: list[int] = []
     with RayEngine(RayOptions(workers=2)) as engine:
 
-        def kill_one_worker(done: int) -> None:
+        def kill_one_worker(done: int, size: int) -> None:
             if not killed:  # after the first batch: the pool is up and more batches are to come
                 killed.append(engine.pids()[0])
                 os.kill(killed[0], signal.SIGKILL)

@@ -4,6 +4,7 @@
 # run, a fifth of a cached query's time above Python's own start-up (get_command 0.029 s against 0.007 s).
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
@@ -124,6 +125,33 @@ def _progress(label: str, total: int | None = None, enabled: bool = True) -> Ite
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
+def _load_progress(name: str, source: str, enabled: bool) -> Iterator[Any]:
+    """`load`'s bar on a terminal: records and their rate, and for a file the share of it read, with the time
+    left (its size is known; a record's characters stand for its bytes)."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda records, size: None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    size = os.path.getsize(source) if source != STDIN and os.path.isfile(source) else None
+    columns = [TextColumn(f"loading {name}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[records]:,} records, {task.fields[rate]}/s"), TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(name, total=size, records=0, rate="-")
+        seen, started = 0, time.monotonic()
+
+        def advance(records: int, characters: int) -> None:
+            nonlocal seen
+            seen += records
+            rate = f"{seen / max(time.monotonic() - started, 1e-3):,.0f}"
+            bar.update(task, advance=characters if size else 0, records=seen, rate=rate)
+
+        yield advance
 
 
 def _check_stdin(path: str) -> None:
@@ -391,7 +419,7 @@ def load(
         rebuild=rebuild, wait_s=wait, model=model, image_model=image_model)
     warn = (lambda message: None) if quiet else (lambda message: _note(f"vsearch: {message}"))
     with (_ray_engine(engine, ray_address, workers, gpus_per_worker, settings.device) as ray_engine,
-          _progress(f"loading {name}", enabled=not quiet) as advance):
+          _load_progress(name, source, enabled=not quiet) as advance):
         encoders = ray_engine.encoder if ray_engine is not None else encoder_for
         report = run_load(store.connect(settings), settings, request, advance, warn, encoders)
     if not quiet:

@@ -184,7 +184,7 @@ def run_load(
     client: redis.Redis,
     settings: Settings,
     request: LoadRequest,
-    progress: Callable[[int], None] = lambda n: None,
+    progress: Callable[[int, int], None] = lambda records, size: None,
     warn: Callable[[str], None] = lambda message: None,
     encoders: EncoderSource = encoder_for,
 ) -> LoadReport:
@@ -226,7 +226,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _load(client: redis.Redis, settings: Settings, request: LoadRequest, report: LoadReport,
-          progress: Callable[[int], None], warn: Callable[[str], None], encoders: EncoderSource) -> None:
+          progress: Callable[[int, int], None], warn: Callable[[str], None], encoders: EncoderSource) -> None:
     if not is_image_source(request.source):
         request = replace(request, input_format=detect_format(request.source, request.input_format))
     spec = get_spec(client, request.name)
@@ -362,7 +362,7 @@ class _Run:
     writes to `target` (the same generation, or a new one during a rebuild)."""
 
     def __init__(self, client: redis.Redis, settings: Settings, source: IndexSpec, target: IndexSpec, plan: LoadPlan,
-                 request: LoadRequest, report: LoadReport, progress: Callable[[int], None],
+                 request: LoadRequest, report: LoadReport, progress: Callable[[int, int], None],
                  warn: Callable[[str], None], encoders: EncoderSource = encoder_for, lease: Lease | None = None) -> None:
         self.client, self.settings, self.source, self.target = client, settings, source, target
         self.lease = lease  # checked before every write: a run that lost its lock writes nothing more
@@ -408,7 +408,8 @@ class _Run:
                 candidates = [c for c in candidates if not c.rejected]
                 if candidates:
                     self._with_retries(lambda: self._store(candidates))
-                self.progress(len(batch))
+                # Characters of the records as read: the bytes of the input where it is ASCII, for a progress bar.
+                self.progress(len(batch), sum(len(r.raw) for r in batch))
         except VsearchError as exc:
             if not isinstance(exc, (InputError, UsageError)):
                 exc.args = (f"{exc} (this run had written {self.report.written} documents "
@@ -812,7 +813,7 @@ def _pages(ids: Iterator[str]) -> Iterator[list[str]]:
 
 
 def _rebuild(client: redis.Redis, settings: Settings, live: IndexSpec, plan: LoadPlan, request: LoadRequest,
-             report: LoadReport, progress: Callable[[int], None], warn: Callable[[str], None],
+             report: LoadReport, progress: Callable[[int, int], None], warn: Callable[[str], None],
              encoders: EncoderSource, lease: Lease) -> None:
     """Load the whole input into a new generation beside the live one (reusing the live vectors whose content
     did not change), settle the live documents the input did not bring, then let `rebuild.go_live` check the new
