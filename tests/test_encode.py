@@ -146,3 +146,26 @@ def test_failed_encode_leaves_no_output_file(cli, tmp_path) -> None:
 def test_unknown_vector_format_is_a_usage_error(cli, tmp_path) -> None:
     result = cli("encode", SAMPLE / "sentences.txt", "--to", "parquet", ok=False)
     assert result.exit_code == 2 and "parquet" in result.stderr
+
+
+def test_npy_keeps_its_ids_beside_it_and_load_takes_both_back(cli, redis_client, index_name, tmp_path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a red summer dress\n\nblack leather watch\nrunning shoes\n")  # a blank line: ids stay line numbers
+    matrix = tmp_path / "texts.npy"
+    result = cli("encode", texts, "-o", matrix)
+    assert f"their ids to {tmp_path / 'texts.ids.jsonl'}" in result.stderr
+    ids = [json.loads(line)["id"] for line in (tmp_path / "texts.ids.jsonl").read_text().splitlines()]
+    assert ids == ["1", "3", "4"]
+    vectors = np.load(matrix)
+    cli("create-index", index_name, "--algorithm", "flat")
+    extra = tmp_path / "more.jsonl"
+    extra.write_text('{"id": "3", "kind": "watch"}\n{"id": "9", "kind": "nothing"}\n')
+    partial = cli("load", index_name, extra, "--vectors", matrix, ok=False)
+    assert partial.exit_code == 4 and "no vector for id '9'" in partial.stderr
+    loaded = cli("load", index_name, tmp_path / "texts.ids.jsonl", "--vectors", matrix)
+    assert "0 embedded, 2 given" in loaded.stderr  # '3' was loaded above, with its kind
+    stored = np.frombuffer(redis_client.hget(f"{index_name}:3", "text_vector"), dtype=np.float32)
+    assert np.array_equal(stored, vectors[1])
+    assert cli.jsonl("query", index_name, "--like", "1", "-k", "1")[0]["id"] in {"3", "4"}
+    missing = cli("load", index_name, extra, "--vectors", tmp_path / "nope.npy", ok=False)
+    assert missing.exit_code == 2 and "not a readable .npy file" in missing.stderr

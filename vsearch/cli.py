@@ -5,7 +5,7 @@
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -253,10 +253,13 @@ def encode(
         else:
             encoder = (load_image_encoder(settings.image_model, settings.device) if job.images
                        else load_text_encoder(settings.model, settings.device))
-        with _progress("encoding", job.count) as advance, embed.open_output(output) as out:
-            rows, dim = embed.write_vectors(job, encoder, out, fmt, batch_size, advance)
+        # A matrix holds no ids: they go beside it, one a row, so that `load --vectors` can take both back.
+        ids_file = embed.ids_path(output) if output and fmt is not VectorFormat.jsonl else None
+        with (_progress("encoding", job.count) as advance, embed.open_output(output) as out,
+              embed.open_output(ids_file) if ids_file else nullcontext() as ids_out):
+            rows, dim = embed.write_vectors(job, encoder, out, fmt, batch_size, advance, ids_out)
     if output:
-        _note(f"wrote {rows} vectors of {dim} dimensions to {output}")
+        _note(f"wrote {rows} vectors of {dim} dimensions to {output}" + (f", their ids to {ids_file}" if ids_file else ""))
 
 
 @app.command("create-index")
@@ -373,6 +376,7 @@ def load(
     image_field: Annotated[Optional[str], typer.Option("--image-field", help="Field with an image path, inside the image root.")] = None,
     image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder image paths must stay inside; relative paths start at the input file's folder (stdin: the current one). Default: that folder.")] = None,
     vector_column: Annotated[Optional[str], typer.Option("--vector-column", metavar="COLUMN[=FIELD]", help="Column that already holds the vector (a JSON array, e.g. from `vsearch encode`): stored as it is, no model.")] = None,
+    vectors: Annotated[Optional[Path], typer.Option("--vectors", metavar="FILE.npy", help="Vectors made elsewhere, as `vsearch encode -o FILE.npy` writes them (with FILE.ids.jsonl beside): each record takes the row of its id; no model.")] = None,
     input_format: InputFormat = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Documents embedded and written per batch (one MULTI/EXEC); default 256, or 1000 when every vector is given.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Delete the index's documents whose ids are not in this input (a full snapshot).")] = False,
@@ -408,12 +412,13 @@ def load(
     from vsearch.records import is_image_source
 
     _check_stdin(source)
-    if image_field is None and not text_field and not vector_column and is_image_source(source):
+    if image_field is None and not text_field and not vector_column and not vectors and is_image_source(source):
         image_field, id_field = "image", "id"
     settings = _settings(redis_url=redis_url, model=model, image_model=image_model, device=device)
     request = LoadRequest(
         name=name, source=source, input_format=input_format, id_field=id_field, text_fields=tuple(text_field or ()),
-        image_field=image_field, image_root=image_root, vector_column=vector_column, batch_size=batch_size,
+        image_field=image_field, image_root=image_root, vector_column=vector_column, vectors=vectors,
+        batch_size=batch_size,
         prune=prune, prune_limit=prune_limit / 100, force=force, dry_run=dry_run, strict=strict, rejects=rejects,
         report=report_file,
         rebuild=rebuild, wait_s=wait, model=model, image_model=image_model)

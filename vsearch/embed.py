@@ -71,15 +71,23 @@ def open_output(path: Path | None) -> Iterator[IO[bytes]]:
         Path(handle.name).unlink(missing_ok=True)
 
 
+def ids_path(vectors: Path) -> Path:
+    """Where the ids of a .npy or .f32 file's rows are kept: `names.npy` -> `names.ids.jsonl`, one {"id": ...}
+    a row, in row order (a matrix holds no ids; `load NAME names.ids.jsonl --vectors names.npy` takes both)."""
+    return vectors.with_suffix(".ids.jsonl")
+
+
 def write_vectors(job: EncodeJob, encoder: Encoder, out: IO[bytes], fmt: VectorFormat, batch_size: int,
-                  progress: Callable[[int], None]) -> tuple[int, int]:
-    """Encode everything and write it; returns (rows, dimension)."""
+                  progress: Callable[[int], None], ids_out: IO[bytes] | None = None) -> tuple[int, int]:
+    """Encode everything and write it (and, to `ids_out`, each row's id); returns (rows, dimension)."""
     writer = VectorWriter(out, fmt)
     # Texts go 16 batches at a time so the model can sort them by length; images gain nothing from
     # that, and each decoded image holds up to a few MB, so they go one batch at a time.
     chunk = batch_size if job.images else batch_size * 16
     for ids, vectors in encode_items(job.items, encoder, job.images, batch_size, chunk=chunk):
         writer.write(ids, vectors)
+        if ids_out is not None:
+            ids_out.write("".join(json.dumps({"id": i}, ensure_ascii=False) + "\n" for i in ids).encode())
         progress(len(ids))
     writer.close()
     return writer.rows, writer.dim
@@ -180,3 +188,37 @@ def _npy_header(rows: int, dim: int) -> bytes:
     if len(text) + 10 + 1 > NPY_HEADER:
         raise InputError(f"cannot write {rows} rows in one .npy header")
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", NPY_HEADER - 10) + text
+
+
+class VectorTable:
+    """The rows of a .npy file (memory-mapped: never read whole) found by id, through its `ids_path` file."""
+
+    def __init__(self, path: Path) -> None:
+        ids = ids_path(path)
+        try:
+            self.matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--vectors {path}: not a readable .npy file ({' '.join(str(exc).split())[:200]})") from None
+        if self.matrix.ndim != 2 or self.matrix.dtype.kind != "f":
+            raise UsageError(f"--vectors {path}: expected a 2-D matrix of floats, not {self.matrix.dtype} "
+                             f"{self.matrix.shape}")
+        self.rows: dict[str, int] = {}
+        try:
+            with open(ids, encoding="utf-8") as handle:
+                for number, line in enumerate(handle):
+                    self.rows.setdefault(str(json.loads(line)["id"]), number)
+                    count = number + 1
+        except FileNotFoundError:
+            raise UsageError(f"--vectors {path}: its ids file {ids} is missing (`vsearch encode -o {path.name}` "
+                             "writes both)") from None
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise UsageError(f"--vectors {path}: {ids} line {number + 1} is not a {{\"id\": ...}} object") from None
+        if count != len(self.matrix):
+            raise UsageError(f"--vectors {path}: {len(self.matrix)} rows but {count} ids in {ids}")
+        self.path = path
+
+    def vector(self, doc_id: str) -> np.ndarray:
+        row = self.rows.get(doc_id)
+        if row is None:
+            raise InputError(f"no vector for id {doc_id!r} in {self.path}")
+        return np.asarray(self.matrix[row], dtype=np.float32)

@@ -28,6 +28,7 @@ import redis
 from vsearch.config import Settings
 from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, PruneRefused, StoreError,
                             UsageError, VsearchError)
+from vsearch.embed import VectorTable
 from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_images, prepare_query_encoder
 from vsearch.records import Format, Record, detect_format, glob_root, is_image_source, read_source
 from vsearch.schema import IndexSpec, VectorField
@@ -40,6 +41,7 @@ from vsearch.store.documents import (FIELDS_DIGEST, Document, StoredState, check
 from vsearch.store.keys import NAMESPACE
 from vsearch.store.lock import Lease, index_lock
 
+VECTORS_COLUMN = "__vsearch_vectors"  # what --vectors fills, as --vector-column would a column
 ALIKE_TRACKED = 100_000  # image vectors compared for identical ones; past that memory matters more
 SHOWN_REJECTS = 10  # reject lines printed on stderr before the rest are only counted
 RETRIES = 5
@@ -63,6 +65,7 @@ class LoadRequest:
     image_field: str | None = None
     image_root: Path | None = None  # where image paths may point; default: the input file's folder
     vector_column: str | None = None  # a column that already holds the vector (embedded elsewhere)
+    vectors: Path | None = None  # a .npy file of vectors (from `encode -o`), found by the records' ids
     batch_size: int | None = None  # documents a batch (one MULTI/EXEC); None: `batch_size_for` the plan
     prune: bool = False
     prune_limit: float = 0.1  # the share of the index --prune may delete without --force
@@ -301,8 +304,11 @@ def plan_load(spec: IndexSpec, request: LoadRequest) -> LoadPlan:
         raise UsageError(f"index '{spec.name}' has no image vector field: create it with "
                          f"`vsearch create-index {spec.name} --image`")
     precomputed = None
-    if request.vector_column:
-        column, _, target = request.vector_column.partition("=")
+    if request.vectors is not None and request.vector_column:
+        raise UsageError("give --vector-column or --vectors, not both")
+    given = request.vector_column or (VECTORS_COLUMN if request.vectors is not None else None)
+    if given:
+        column, _, target = given.partition("=")
         precomputed = spec.vector_named(target) if target else _only_free_vector(spec, text_vector, image_vector)
         if precomputed in (text_vector, image_vector):
             raise UsageError(f"--vector-column fills {precomputed.name}, which --text-field/--image-field also fill")
@@ -312,7 +318,7 @@ def plan_load(spec: IndexSpec, request: LoadRequest) -> LoadPlan:
     base = (Path.cwd() if request.source == "-" else _source_root(request.source)).resolve()
     root = request.image_root.resolve() if request.image_root else base
     return LoadPlan(request.id_field, request.text_fields, request.image_field, root, base, text_vector,
-                    image_vector, precomputed, (request.vector_column or "").partition("=")[0])
+                    image_vector, precomputed, (given or "").partition("=")[0])
 
 
 def _only_free_vector(spec: IndexSpec, *taken: VectorField | None) -> VectorField:
@@ -377,6 +383,7 @@ class _Run:
         self.fingerprint_heads: dict[tuple[str, bool], bytes] = {}
         self.incremental: bool | None = None  # decided by the first batch that needs a model
         self.rejects: IO[str] | None = None
+        self.vector_table = VectorTable(request.vectors) if request.vectors is not None else None
         self.vectors_seen: dict[bytes, tuple[str, str]] = {}  # an image vector's digest -> (its file's, its id)
         self.alike = 0
         self.alike_example: tuple[str, str] | None = None
@@ -587,7 +594,7 @@ class _Run:
             doc_id = document_id(record, self.plan.id_field)
             self.batch_ids.append((doc_id, record))
             fields = document_fields(self.target, record, {self.plan.vector_column} - {""})
-            contents = self._contents(record)
+            contents = self._contents(record, doc_id)
             fingerprint = {name: self._fingerprint(name, content) for name, content in contents.items()}
         except (Rejected, InputError) as exc:
             self._reject(record, str(exc), identified=doc_id is not None)
@@ -600,13 +607,17 @@ class _Run:
         fingerprint[FIELDS_DIGEST] = _digest(fields_json)
         return _Candidate(record, doc_id, fields, contents, fingerprint)
 
-    def _contents(self, record: Record) -> dict[str, Any]:
+    def _contents(self, record: Record, doc_id: str) -> dict[str, Any]:
         plan, contents = self.plan, {}
         if plan.text_vector is not None:
             contents[plan.text_vector.name] = joined_text(record, plan.text_fields)
         if plan.image_vector is not None and plan.image_field:
             contents[plan.image_vector.name] = image_path(record, plan.image_field, plan.image_base, plan.image_root)
-        if plan.precomputed is not None:
+        if plan.precomputed is not None and self.vector_table is not None:
+            vector = self.vector_table.vector(doc_id)
+            contents[plan.precomputed.name] = given_vector(Record(record.source, record.line, {"vector": vector}),
+                                                          "vector", plan.precomputed)
+        elif plan.precomputed is not None:
             contents[plan.precomputed.name] = given_vector(record, plan.vector_column, plan.precomputed)
         return contents
 
