@@ -378,3 +378,30 @@ def test_the_first_text_load_prepares_the_fast_query_model(cli, vsearch_home, in
     again = cli("load", index_name, write_jsonl(tmp_path / "b.jsonl", [dict(ROWS[0], title="changed")]),
                 "--text-field", "title")
     assert "preparing" not in again.stderr
+
+
+def test_a_replace_that_changes_the_element_type_re_embeds_nothing(cli, redis_client, index_name, tmp_path) -> None:
+    make(cli, index_name)
+    path = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    cli("load", index_name, path, "--text-field", "title")
+    cli("create-index", index_name, "--tag", "kind", "--text", "title", "--numeric", "year", "--algorithm", "flat",
+        "--type", "float16", "--replace")
+    again = cli("load", index_name, path, "--text-field", "title")
+    assert counts(again)["embedded"] == 0 and counts(again)["skipped"] == 10
+
+
+def test_fingerprints_written_with_the_element_type_still_match(cli, redis_client, index_name, tmp_path) -> None:
+    """Fingerprints from before held the element type: an upgrade must not re-embed every index."""
+    import hashlib
+
+    make(cli, index_name)
+    path = write_jsonl(tmp_path / "a.jsonl", ROWS[:3])
+    cli("load", index_name, path, "--text-field", "title")
+    for row in ROWS[:3]:
+        key = f"{index_name}:{row['id']}"
+        stored = json.loads(redis_client.hget(key, "__vsearch_fp"))
+        head = b"all-MiniLM-L6-v2\0text_vector\x00384\0float32\0"
+        stored["text_vector"] = hashlib.blake2b(head + row["title"].encode(), digest_size=16).hexdigest()
+        redis_client.hset(key, "__vsearch_fp", json.dumps(stored, sort_keys=True))
+    again = cli("load", index_name, path, "--text-field", "title")
+    assert counts(again)["embedded"] == 0 and counts(again)["skipped"] == 3

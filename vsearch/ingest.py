@@ -31,7 +31,7 @@ from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, 
 from vsearch.embed import VectorTable
 from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_images, prepare_query_encoder
 from vsearch.records import Format, Record, detect_format, glob_root, is_image_source, read_source
-from vsearch.schema import IndexSpec, VectorField
+from vsearch.schema import DataType, IndexSpec, VectorField
 from vsearch import store
 from vsearch.fields import document_fields, document_id, given_vector, image_path, joined_text, open_regular_file
 from vsearch.rebuild import abandon, go_live, next_generation, wait_indexed
@@ -162,6 +162,7 @@ class _Candidate:
     fields: dict[str, Any]
     contents: dict[str, Any]  # vector name -> text, image Path, or a ready vector
     fingerprint: dict[str, str]
+    hashed: dict[str, tuple[bool, bytes]]  # vector name -> (given, the bytes its fingerprint digests)
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     embedded: bool = False  # a vector of it was made in this run (not reused from Redis): by a model, or given
     modelled: bool = False  # a vector of it was computed by a model in this run
@@ -380,7 +381,7 @@ class _Run:
         self.unidentified = 0  # rejected records whose id could not be read: --prune cannot know them
         self.replaced = 0  # documents rewritten in place, whose old index entries linger until purged
         self.encoders: dict[str, Encoder] = {}
-        self.fingerprint_heads: dict[tuple[str, bool], bytes] = {}
+        self.fingerprint_heads: dict[tuple[str, bool, DataType | None], bytes] = {}
         self.incremental: bool | None = None  # decided by the first batch that needs a model
         self.rejects: IO[str] | None = None
         self.vector_table = VectorTable(request.vectors) if request.vectors is not None else None
@@ -536,6 +537,8 @@ class _Run:
         skipped = 0
         changed: list[tuple[_Candidate, StoredState | None]] = []
         for candidate, state in zip(candidates, states):
+            if state is not None:
+                self._accept_older(candidate, state)
             if (self.source is self.target and state is not None
                     and all(state.fingerprint.get(k) == v for k, v in candidate.fingerprint.items())):
                 skipped += 1  # stored exactly as the input has it: not even its vectors are read
@@ -595,7 +598,8 @@ class _Run:
             self.batch_ids.append((doc_id, record))
             fields = document_fields(self.target, record, {self.plan.vector_column} - {""})
             contents = self._contents(record, doc_id)
-            fingerprint = {name: self._fingerprint(name, content) for name, content in contents.items()}
+            hashed: dict[str, tuple[bool, bytes]] = {}
+            fingerprint = {name: self._fingerprint(name, content, hashed) for name, content in contents.items()}
         except (Rejected, InputError) as exc:
             self._reject(record, str(exc), identified=doc_id is not None)
             return None
@@ -605,7 +609,7 @@ class _Run:
             self._reject(record, "a field is not valid Unicode text (it holds a lone surrogate such as \\ud800)")
             return None
         fingerprint[FIELDS_DIGEST] = _digest(fields_json)
-        return _Candidate(record, doc_id, fields, contents, fingerprint)
+        return _Candidate(record, doc_id, fields, contents, fingerprint, hashed)
 
     def _contents(self, record: Record, doc_id: str) -> dict[str, Any]:
         plan, contents = self.plan, {}
@@ -621,21 +625,44 @@ class _Run:
             contents[plan.precomputed.name] = given_vector(record, plan.vector_column, plan.precomputed)
         return contents
 
-    def _fingerprint(self, name: str, content: Any) -> str:
-        """A digest of what this vector is made from: the model, the field's shape, and the content."""
-        if isinstance(content, np.ndarray):
-            return _digest(self._fingerprint_head(name, given=True) + np.asarray(content, dtype="<f4").tobytes())
-        data = _file_digest(content) if isinstance(content, Path) else str(content).encode("utf-8", "surrogatepass")
-        return _digest(self._fingerprint_head(name, given=False) + data)
+    def _fingerprint(self, name: str, content: Any, hashed: dict[str, tuple[bool, bytes]]) -> str:
+        """A digest of what this vector is made from: the model, the field's name and dimension, the content
+        (what was hashed goes into `hashed`, for `_accept_older`)."""
+        given = isinstance(content, np.ndarray)
+        if given:
+            data = np.asarray(content, dtype="<f4").tobytes()
+        else:
+            data = _file_digest(content) if isinstance(content, Path) else str(content).encode("utf-8", "surrogatepass")
+        hashed[name] = (given, data)
+        return _digest(self._fingerprint_head(name, given) + data)
 
-    def _fingerprint_head(self, name: str, given: bool) -> bytes:
-        """The model and the field's shape, as a fingerprint starts: the same for every record of a run."""
-        if (head := self.fingerprint_heads.get((name, given))) is None:
+    def _fingerprint_head(self, name: str, given: bool, datatype: DataType | None = None) -> bytes:
+        """The model and the field's shape, as a fingerprint starts: the same for every record of a run.
+
+        Not the element type: the vector a model makes is the same whatever the index stores it as, and
+        `create-index --replace --type float16` converts stored vectors, so an unchanged reload must not embed
+        them again. Fingerprints written before this held it (`datatype`: that older head)."""
+        if (head := self.fingerprint_heads.get((name, given, datatype))) is None:
             vector = next(v for v in self.target.vectors if v.name == name)
             model = "given" if given else self.model_for(vector)
-            head = f"{model}\0{name}\0{vector.dim}\0{vector.datatype.value}\0".encode()
-            self.fingerprint_heads[name, given] = head
+            head = f"{model}\0{name}\0{vector.dim}\0".encode()
+            if datatype is not None:
+                head += f"{datatype.value}\0".encode()
+            self.fingerprint_heads[name, given, datatype] = head
         return head
+
+    def _accept_older(self, candidate: _Candidate, state: StoredState) -> None:
+        """Take a stored fingerprint made with the older head (with the element type) as this run's, where the
+        content is the same: tried only where the fingerprints differ, the index's own type first."""
+        for name, (given, data) in candidate.hashed.items():
+            stored = state.fingerprint.get(name)
+            if stored is None or stored == candidate.fingerprint[name]:
+                continue
+            vector = next(v for v in self.target.vectors if v.name == name)
+            for datatype in sorted(DataType, key=lambda t: t is not vector.datatype):
+                if _digest(self._fingerprint_head(name, given, datatype) + data) == stored:
+                    state.fingerprint[name] = candidate.fingerprint[name]
+                    break
 
     def model_for(self, vector: VectorField) -> str:
         override = self.request.image_model if vector.embeds == "image" else self.request.model
