@@ -24,7 +24,7 @@ import redis
 
 from vsearch.config import Settings
 from vsearch.errors import EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, ModelError, StoreError, UsageError, VsearchError
-from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_images
+from vsearch.models import Encoder, encoder_for, known_dim, model_identity, model_name_for, open_images
 from vsearch.records import Format, Record, detect_format, is_image_source, read_source
 from vsearch.schema import IndexSpec, VectorField
 from vsearch import store
@@ -493,7 +493,7 @@ class _Run:
 
     def _model(self, vector: VectorField) -> str:
         override = self.request.image_model if vector.embeds == "image" else self.request.model
-        return model_name_for(vector, override, self.settings)
+        return model_identity(model_name_for(vector, override, self.settings))
 
     # -- embedding ---------------------------------------------------------------------------------
 

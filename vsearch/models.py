@@ -324,6 +324,22 @@ def model_name_for(vector: VectorField, override: str | None, settings: Settings
     return override or vector.model or settings.model
 
 
+def model_identity(name: str) -> str:
+    """How a stored vector's fingerprint names its model: a packaged model by its name, which stays the same
+    across upgrades (so existing indexes keep their fingerprints), a local model directory by its files
+    (`onnx_text.model_fingerprint`), so that a model changed in place is noticed and its vectors remade."""
+    if name in BUNDLED_TEXT_MODELS or name in CNN_IMAGE_MODELS:
+        return name
+    from vsearch.onnx_text import model_dir, model_fingerprint
+
+    if model_dir(name) is None:  # a name in the Hugging Face cache, or a directory that is gone: its name
+        return name
+    try:
+        return f"files:{model_fingerprint(name)}"
+    except OSError as exc:
+        raise ModelError(f"cannot read model '{name}': {exc.strerror or exc}") from exc
+
+
 def encoder_for(vector: VectorField, override: str | None, settings: Settings, *, query: bool = False) -> Encoder:
     """The encoder for a vector field's model (see `model_name_for`).
 
