@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT
+from tests.test_hostile_inputs import long_texts
 from vsearch import onnx_text
 from vsearch.errors import ModelError
 from vsearch.models import _bundled_text_model_path, load_text_encoder
@@ -100,6 +101,28 @@ def test_long_text_is_truncated_like_sentence_transformers(minilm, reference) ->
     got = minilm[0].encode_texts(tail_differs)
     assert np.max(np.abs(got[0] - got[1])) == 0
     assert np.max(np.abs(got - reference.encode_texts(tail_differs))) < 1e-5
+
+
+@pytest.mark.parametrize("name", list(long_texts()))
+def test_a_long_text_embeds_like_sentence_transformers_reading_it_all(minilm, reference, name: str) -> None:
+    text = long_texts()[name]
+    expected = reference.model.encode([text], convert_to_numpy=True)  # the torch model tokenizing everything
+    assert np.max(np.abs(minilm[0].encode_texts([text]) - expected)) < 1e-5
+
+
+def test_a_huge_query_keeps_memory_bounded(minilm, home: Path) -> None:
+    # 12 MB of prose: tokenized whole, its tokens and offsets took 1.7 GB more than the loaded model.
+    script = (
+        "import resource, sys; from pathlib import Path; from vsearch.onnx_text import text_encoder\n"
+        f"encoder = text_encoder({MODEL!r}, Path(sys.argv[1])); encoder.encode_texts(['warm up'])\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "encoder.encode_texts([('The quick brown fox jumps over the lazy dog. ' * 270_000)[:12_000_000]])\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True, text=True, env=env,
+                          check=True, timeout=120)
+    assert int(done.stdout) < 150  # MB above the model's own footprint: the text itself is 12 MB (24 as str)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

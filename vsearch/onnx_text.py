@@ -274,6 +274,7 @@ class OnnxTextEncoder:
         self.inputs: list[str] = list(meta["inputs"])
         self.tokenizer = Tokenizer.from_file(str(export_dir / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(max_length=int(meta["max_length"]))
+        self.budget = int(meta["max_length"]) - self.tokenizer.num_special_tokens_to_add(False)
         self.tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()
@@ -290,7 +291,7 @@ class OnnxTextEncoder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            encodings = self.tokenizer.encode_batch([texts[i] for i in chosen])
+            encodings = self.tokenizer.encode_batch([self.model_reads(texts[i]) for i in chosen])
             arrays = {
                 "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
@@ -299,6 +300,17 @@ class OnnxTextEncoder:
             (vectors,) = self.session.run(None, {name: arrays[name] for name in self.inputs})
             out[chosen] = vectors
         return out
+
+    def model_reads(self, text: str) -> str:
+        """The start of `text` that holds every token the model reads, as sentence-transformers' encoder takes it
+        (`models.text_model_reads`): a 12 MB query is not tokenized whole to keep its first 256 tokens."""
+        from vsearch.models import text_model_reads
+
+        def token_ends(prefix: str) -> list[int]:
+            encoding = self.tokenizer.encode(prefix, add_special_tokens=False)
+            return [end for (_, end), real in zip(encoding.offsets, encoding.attention_mask) if real]
+
+        return text_model_reads(text, self.budget, token_ends)
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         raise ModelError(f"text model '{self.name}' cannot embed images: pass a CLIP model for that")
