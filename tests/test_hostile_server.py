@@ -2,6 +2,7 @@
 
 - A damaged ONNX export (truncated, altered, a file missing) is found before it is loaded and made again, with one
   warning line; if it cannot be, text queries fall back to sentence-transformers (tests also in test_onnx_text.py).
+- `vsearch models prepare` keeps the data directory private: its exports are the owner's only (0700/0600).
 """
 
 from __future__ import annotations
@@ -296,3 +297,14 @@ def test_a_truncated_onnx_export_is_made_again_and_the_query_answers(cli, vsearc
     hit = [json.loads(line) for line in result.stdout.splitlines()][0]
     assert hit["id"] == "b" and hit["score"] > 0.9999
     assert cli("models", "prepare").stderr.startswith("fast query model for")  # whole again: nothing to warn about
+
+
+def test_models_prepare_on_a_fresh_home_keeps_it_private(tmp_path) -> None:
+    from tests.test_onnx_text import tiny_bert
+
+    model = tiny_bert(tmp_path / "model", "mean", normalize=True)
+    home = tmp_path / "fresh" / "vsearch"
+    result = vsearch("models", "prepare", "--model", str(model), home=home)
+    assert result.returncode == 0, result.stderr
+    assert (home / "models").is_dir()
+    assert_private(home)

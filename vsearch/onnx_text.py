@@ -167,10 +167,12 @@ def export(model_name_or_path: str, dest: Path) -> Path:
         _discard(dest)
     scratch = _scratch(dest)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _private_folders(dest.parent)
         _remove_abandoned(dest)
-        scratch.mkdir()
+        scratch.mkdir(mode=0o700)
         _write_export(model_name_or_path, directory, scratch)
+        for path in scratch.iterdir():  # the libraries write with the umask's modes; before the stamp (ctime)
+            path.chmod(0o600)
         _write_verified(scratch)
         try:
             scratch.rename(dest)
@@ -184,6 +186,15 @@ def export(model_name_or_path: str, dest: Path) -> Path:
     for older in range(1, EXPORT_FORMAT):  # what an older vsearch exported of this model, now never read
         shutil.rmtree(dest.parent / f"onnx{older}-{dest.name.split('-', 1)[1]}", ignore_errors=True)
     return dest
+
+
+def _private_folders(models: Path) -> None:
+    """vsearch's home and its models folder, made (or closed again) for their owner only, as vsearch.server does."""
+    models.parent.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (models.parent, models):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.stat().st_mode & 0o077:
+            folder.chmod(0o700)
 
 
 def _scratch(dest: Path) -> Path:
@@ -233,7 +244,8 @@ def _write_verified(export_dir: Path) -> None:
     signature = _signature({name: (export_dir / name).stat() for name in CHECKED_FILES})
     temporary = export_dir / f".{VERIFIED_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        temporary.write_text(json.dumps(signature), encoding="utf-8")
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(json.dumps(signature))
         temporary.replace(export_dir / VERIFIED_FILE)
     except OSError:
         temporary.unlink(missing_ok=True)
