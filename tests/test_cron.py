@@ -259,7 +259,7 @@ def test_rebuild_swaps_generations_while_queries_keep_answering(cli, redis_clien
 def test_a_failed_rebuild_leaves_the_live_index_serving(cli, redis_client, index_name, tmp_path, private_model) -> None:
     make(cli, index_name, "--model", str(private_model))
     cli("load", index_name, write_jsonl(tmp_path / "a.jsonl", ROWS[:3]), "--text-field", "title")
-    break_weights(private_model)  # the rebuild must embed the new record, and cannot
+    shutil.rmtree(private_model)  # the rebuild must embed (the new record, and with the model gone, all), and cannot
     changed = ROWS[:3] + [{"id": "new", "title": "needs a model", "kind": "x", "year": 2001}]
     failed = subprocess.run([sys.executable, "-m", "vsearch", "load", index_name, str(write_jsonl(tmp_path / "b.jsonl", changed)),
                              "--text-field", "title", "--rebuild"], capture_output=True, text=True, env=os.environ.copy())
