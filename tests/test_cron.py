@@ -44,6 +44,14 @@ def private_model(tmp_path_factory) -> Path:
     return folder
 
 
+def break_weights(model: Path) -> None:
+    """Make the model fail to load, leaving what a fingerprint sees of it (the weights' size and mtime) as it was."""
+    weights = model / "model.safetensors"
+    before = weights.stat()
+    weights.write_bytes(b"\0" * before.st_size)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 def make(cli, name: str, *options: str) -> None:
     cli("create-index", name, "--tag", "kind", "--text", "title", "--numeric", "year", "--algorithm", "flat", *options)
 
@@ -54,7 +62,7 @@ def test_unchanged_reload_embeds_nothing_and_loads_no_model(cli, redis_client, i
     first = cli("load", index_name, path, "--text-field", "title")
     assert counts(first) == {"read": 10, "embedded": 10, "updated": 0, "skipped": 0, "deleted": 0, "rejected": 0}
     before = redis_client.hgetall(f"{index_name}:d3")
-    shutil.rmtree(private_model)  # any attempt to embed now fails
+    break_weights(private_model)  # any attempt to embed now fails
     again = subprocess.run([sys.executable, "-m", "vsearch", "load", index_name, str(path), "--text-field", "title"],
                            capture_output=True, text=True, env=os.environ.copy())
     assert again.returncode == 0, again.stderr
@@ -84,6 +92,29 @@ def test_another_model_re_embeds_everything(cli, index_name, tmp_path, private_m
     cli("load", index_name, path, "--text-field", "title")
     result = cli("load", index_name, path, "--text-field", "title", "--model", str(private_model))
     assert counts(result)["embedded"] == 3
+
+
+def test_a_model_changed_in_place_re_embeds_everything(cli, index_name, tmp_path, private_model) -> None:
+    # The same path and dimension, another model: its pooling turned from the mean to the CLS token.
+    make(cli, index_name, "--model", str(private_model))
+    path = write_jsonl(tmp_path / "a.jsonl", ROWS[:3])
+    cli("load", index_name, path, "--text-field", "title")
+    pooling = private_model / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    pooling.write_text(json.dumps({**config, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}))
+    result = cli("load", index_name, path, "--text-field", "title")
+    assert counts(result)["embedded"] == 3
+    hit = cli.jsonl("query", index_name, ROWS[0]["title"], "-k", "1", "--mode", "vector", "--no-cache")[0]
+    assert hit["id"] == "d0" and hit["score"] > 0.9999
+
+
+def test_the_bundled_model_keeps_the_fingerprints_of_earlier_versions(cli, redis_client, index_name, tmp_path) -> None:
+    # What vsearch wrote for this record before fingerprints looked at model files: an index loaded then with
+    # the bundled model must not re-embed everything after an upgrade.
+    make(cli, index_name)
+    cli("load", index_name, write_jsonl(tmp_path / "a.jsonl", ROWS[:1]), "--text-field", "title")
+    stored = json.loads(redis_client.hget(f"{index_name}:d0", "__vsearch_fp"))
+    assert stored["text_vector"] == "8bd354ff02dfd44fb862b60b5c6db295"
 
 
 def test_prune_deletes_what_left_the_input_within_its_limit(cli, redis_client, index_name, tmp_path) -> None:
@@ -259,7 +290,7 @@ def test_rebuild_swaps_generations_while_queries_keep_answering(cli, redis_clien
 def test_a_failed_rebuild_leaves_the_live_index_serving(cli, redis_client, index_name, tmp_path, private_model) -> None:
     make(cli, index_name, "--model", str(private_model))
     cli("load", index_name, write_jsonl(tmp_path / "a.jsonl", ROWS[:3]), "--text-field", "title")
-    shutil.rmtree(private_model)  # the rebuild must embed the new record, and cannot
+    shutil.rmtree(private_model)  # the rebuild must embed (the new record, and with the model gone, all), and cannot
     changed = ROWS[:3] + [{"id": "new", "title": "needs a model", "kind": "x", "year": 2001}]
     failed = subprocess.run([sys.executable, "-m", "vsearch", "load", index_name, str(write_jsonl(tmp_path / "b.jsonl", changed)),
                              "--text-field", "title", "--rebuild"], capture_output=True, text=True, env=os.environ.copy())

@@ -6,6 +6,7 @@
 - Ids are used exactly as written; duplicates are reported; result fields never collide with document fields.
 - Requests that cannot be met (empty query, -k too large, unknown --return field) say so.
 - Image paths in an input stay inside the image root.
+- A model directory changed in place (same path, same dimension) re-embeds on the next load (test_cron.py).
 """
 
 from __future__ import annotations

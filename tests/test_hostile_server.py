@@ -1,10 +1,14 @@
 """What a hostile local user or a broken disk can do to the embedded server, and what vsearch does about it.
 
 - A password file that is not a file (a folder, say) or not text is one error line that says how to recover.
+- A damaged ONNX export (truncated, altered, a file missing) is found before it is loaded and made again, with one
+  warning line; if it cannot be, text queries fall back to sentence-transformers (tests also in test_onnx_text.py).
+- `vsearch models prepare` keeps the data directory private: its exports are the owner's only (0700/0600).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket as sockets
@@ -286,3 +290,37 @@ def test_a_long_load_is_waited_on_and_reported(own_home) -> None:
     assert result.returncode == 0, result.stderr
     assert '"documents": 8000' in result.stdout
     assert "vsearch: the embedded server is loading its data (" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# The ONNX export of the text model, under vsearch's data directory
+
+
+def test_a_truncated_onnx_export_is_made_again_and_the_query_answers(cli, vsearch_home, index_name, tmp_path) -> None:
+    from vsearch.onnx_text import export_path, text_encoder
+
+    rows = [{"id": "a", "t": "red summer dress"}, {"id": "b", "t": "black leather watch"}]
+    (tmp_path / "a.jsonl").write_text("".join(f'{{"id": "{r["id"]}", "t": "{r["t"]}"}}\n' for r in rows))
+    cli("create-index", index_name, "--algorithm", "flat")
+    cli("load", index_name, tmp_path / "a.jsonl", "--text-field", "t")
+    cli("models", "prepare")
+    model = export_path(vsearch_home, "all-MiniLM-L6-v2") / "model.onnx"
+    model.write_bytes(model.read_bytes()[:1_000_000])  # what a full disk or a killed copy leaves
+    text_encoder.cache_clear()  # as in a new process
+    result = cli("query", index_name, "black leather watch", "-k", "1", "--no-cache")
+    (warning,) = result.stderr.splitlines()
+    assert warning.startswith("vsearch: warning: the ONNX export in ") and "model.onnx has 1,000,000 bytes" in warning
+    hit = [json.loads(line) for line in result.stdout.splitlines()][0]
+    assert hit["id"] == "b" and hit["score"] > 0.9999
+    assert cli("models", "prepare").stderr.startswith("fast query model for")  # whole again: nothing to warn about
+
+
+def test_models_prepare_on_a_fresh_home_keeps_it_private(tmp_path) -> None:
+    from tests.test_onnx_text import tiny_bert
+
+    model = tiny_bert(tmp_path / "model", "mean", normalize=True)
+    home = tmp_path / "fresh" / "vsearch"
+    result = vsearch("models", "prepare", "--model", str(model), home=home)
+    assert result.returncode == 0, result.stderr
+    assert (home / "models").is_dir()
+    assert_private(home)

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT
+from tests.test_hostile_inputs import long_texts
 from vsearch import onnx_text
 from vsearch.errors import ModelError
 from vsearch.models import _bundled_text_model_path, load_text_encoder
@@ -100,6 +102,28 @@ def test_long_text_is_truncated_like_sentence_transformers(minilm, reference) ->
     got = minilm[0].encode_texts(tail_differs)
     assert np.max(np.abs(got[0] - got[1])) == 0
     assert np.max(np.abs(got - reference.encode_texts(tail_differs))) < 1e-5
+
+
+@pytest.mark.parametrize("name", list(long_texts()))
+def test_a_long_text_embeds_like_sentence_transformers_reading_it_all(minilm, reference, name: str) -> None:
+    text = long_texts()[name]
+    expected = reference.model.encode([text], convert_to_numpy=True)  # the torch model tokenizing everything
+    assert np.max(np.abs(minilm[0].encode_texts([text]) - expected)) < 1e-5
+
+
+def test_a_huge_query_keeps_memory_bounded(minilm, home: Path) -> None:
+    # 12 MB of prose: tokenized whole, its tokens and offsets took 1.7 GB more than the loaded model.
+    script = (
+        "import resource, sys; from pathlib import Path; from vsearch.onnx_text import text_encoder\n"
+        f"encoder = text_encoder({MODEL!r}, Path(sys.argv[1])); encoder.encode_texts(['warm up'])\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "encoder.encode_texts([('The quick brown fox jumps over the lazy dog. ' * 270_000)[:12_000_000]])\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True, text=True, env=env,
+                          check=True, timeout=120)
+    assert int(done.stdout) < 150  # MB above the model's own footprint: the text itself is 12 MB (24 as str)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -226,7 +250,85 @@ def test_abandoned_scratch_is_cleaned_and_concurrent_exports_agree(tmp_path: Pat
                              text=True) for _ in range(2)]
     assert [run.wait() for run in runs] == [0, 0], [run.stderr.read() for run in runs if run.stderr]
     assert leftovers(home) == [dest.name]
-    assert sorted(p.name for p in dest.iterdir()) == ["model.onnx", "tokenizer.json", "vsearch-onnx.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["model.onnx", "tokenizer.json", "vsearch-onnx.json",
+                                                     "vsearch-verified.json"]
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_a_byte(path: Path) -> None:
+    """The same size and, by hand, the same mtime: a weight changed in place still loads, and embeds wrongly."""
+    before = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(before.st_size // 2)
+        byte = handle.read(1)
+        handle.seek(before.st_size // 2)
+        handle.write(bytes([byte[0] ^ 0x40]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+DAMAGE = {
+    "model truncated": lambda dest: truncate(dest / "model.onnx"),
+    "model changed in place": lambda dest: flip_a_byte(dest / "model.onnx"),
+    "model missing": lambda dest: (dest / "model.onnx").unlink(),
+    "tokenizer truncated": lambda dest: truncate(dest / "tokenizer.json"),
+    "metadata truncated": lambda dest: truncate(dest / "vsearch-onnx.json"),
+    "metadata not an object": lambda dest: (dest / "vsearch-onnx.json").write_text("[1, 2]"),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny model and a good export of it, to copy and damage."""
+    folder = tmp_path_factory.mktemp("tiny")
+    model = tiny_bert(folder, "mean", normalize=True)
+    dest = export(str(model), export_path(folder / "home", str(model)))
+    return model, dest
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_export_is_made_again_with_one_warning(tiny_export, tmp_path: Path, damage: str) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    model, good = tiny_export
+    home = tmp_path / "home"
+    dest = export_path(home, str(model))
+    shutil.copytree(good, dest, copy_function=shutil.copy)  # a copy: new inodes, as after a backup's restore
+    DAMAGE[damage](dest)
+    text_encoder.cache_clear()
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        encoder = text_encoder(str(model), home)
+    (line,) = stderr.getvalue().splitlines()
+    assert line.startswith(f"vsearch: warning: the ONNX export in {dest} is damaged (") and "Traceback" not in line
+    assert isinstance(encoder, OnnxTextEncoder)
+    texts = TEXT_GROUPS["short"] + TEXT_GROUPS["unicode"]
+    expected = SentenceTransformer(str(model), device="cpu").encode(texts)
+    assert np.max(np.abs(encoder.encode_texts(texts) - expected)) < 1e-5
+    assert leftovers(home) == [dest.name]
+    text_encoder.cache_clear()
+    with contextlib.redirect_stderr(stderr := io.StringIO()):
+        assert text_encoder(str(model), home) is not None
+    assert stderr.getvalue() == ""  # made again for good
+
+
+def test_a_damaged_export_that_cannot_be_made_again_falls_back(tiny_export, tmp_path: Path, monkeypatch) -> None:
+    model, good = tiny_export
+    home = tmp_path / "home"
+    dest = export_path(home, str(model))
+    shutil.copytree(good, dest)
+    truncate(dest / "model.onnx")
+    monkeypatch.setattr(onnx_text, "AGREEMENT", 1.5)  # the new export disagrees, so it is not kept
+    text_encoder.cache_clear()
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert text_encoder(str(model), home) is None
+    damaged, fallback = stderr.getvalue().splitlines()
+    assert damaged.startswith("vsearch: warning: the ONNX export in") and "Traceback" not in stderr.getvalue()
+    assert fallback.startswith("vsearch: warning:") and fallback.endswith("using sentence-transformers")
+    assert leftovers(home) == []
 
 
 def test_unwritable_home_falls_back(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from vsearch.config import Settings
 from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, PruneRefused, StoreError,
                             UsageError, VsearchError)
 from vsearch.embed import VectorTable
-from vsearch.models import Encoder, encoder_for, known_dim, model_name_for, open_images, prepare_query_encoder
+from vsearch.models import Encoder, encoder_for, known_dim, model_identity, model_name_for, open_images, prepare_query_encoder
 from vsearch.records import Format, Record, detect_format, glob_root, is_image_source, read_source
 from vsearch.schema import DataType, IndexSpec, VectorField
 from vsearch import store
@@ -644,7 +644,8 @@ class _Run:
         them again. Fingerprints written before this held it (`datatype`: that older head)."""
         if (head := self.fingerprint_heads.get((name, given, datatype))) is None:
             vector = next(v for v in self.target.vectors if v.name == name)
-            model = "given" if given else self.model_for(vector)
+            # A local model directory is named by its files, so one changed in place re-embeds (models.model_identity).
+            model = "given" if given else model_identity(self.model_for(vector))
             head = f"{model}\0{name}\0{vector.dim}\0".encode()
             if datatype is not None:
                 head += f"{datatype.value}\0".encode()

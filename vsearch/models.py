@@ -7,7 +7,7 @@ encoder start fast. Loaded encoders are cached per process.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -109,30 +109,20 @@ class SentenceTransformerEncoder:
                                             convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
 
     def model_reads(self, text: str) -> str:
-        """The start of `text` that holds every token the model reads: the same vector, without tokenizing
-        (and holding the tokens of) a whole 50 MB text the model truncates at a few hundred tokens.
-
-        Tokenizers split words at whitespace and never look across it, so the tokens that end before a
-        whitespace run are the text's own first tokens. Take a prefix, and if the tokens ending before
-        its last whitespace run fill the model's budget, that much text is enough; else double the prefix.
-        A model whose tokenizer gives no offsets gets the whole text.
-        """
+        """The start of `text` that holds every token the model reads (see `text_model_reads`); the whole text
+        for a model whose tokenizer gives no offsets."""
         tokenizer = getattr(self.model, "tokenizer", None)
         limit = getattr(self.model, "max_seq_length", None)
         if not limit or not getattr(tokenizer, "is_fast", False):
             return text
+
+        def token_ends(prefix: str) -> list[int]:
+            offsets = tokenizer(prefix, add_special_tokens=False,  # type: ignore[misc]
+                                return_offsets_mapping=True)["offset_mapping"]
+            return [end for _, end in offsets]
+
         budget = limit - tokenizer.num_special_tokens_to_add(pair=False)  # type: ignore[union-attr]
-        chars = max(budget, 1) * TEXT_CHARS_PER_TOKEN
-        while chars < len(text):
-            prefix = text[:chars]
-            cut = len(prefix[:max(prefix.rfind(c) for c in _SPLITS) + 1].rstrip(_SPLITS))
-            if cut > 0:
-                offsets = tokenizer(prefix, add_special_tokens=False,  # type: ignore[misc]
-                                    return_offsets_mapping=True)["offset_mapping"]
-                if sum(1 for _, end in offsets if end <= cut) >= budget:
-                    return text[:cut]
-            chars *= 2
-        return text
+        return text_model_reads(text, budget, token_ends)
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         if "image" not in self.modalities:
@@ -141,6 +131,25 @@ class SentenceTransformerEncoder:
 
         return np.asarray(self.model.encode(list(images), batch_size=batch_size, convert_to_numpy=True,
                                             show_progress_bar=False), dtype=np.float32)
+
+
+def text_model_reads(text: str, budget: int, token_ends: Callable[[str], Sequence[int]]) -> str:
+    """The start of `text` that holds the first `budget` tokens: the same vector, without tokenizing (and
+    holding the tokens of) a whole 50 MB text the model truncates at a few hundred tokens.
+
+    Tokenizers split words at whitespace and never look across it, so the tokens that end before a
+    whitespace run are the text's own first tokens. Take a prefix, and if the tokens ending before its
+    last whitespace run (`token_ends` gives where each token of a text ends) fill the budget, that much
+    text is enough; else double the prefix.
+    """
+    chars = max(budget, 1) * TEXT_CHARS_PER_TOKEN
+    while chars < len(text):
+        prefix = text[:chars]
+        cut = len(prefix[:max(prefix.rfind(c) for c in _SPLITS) + 1].rstrip(_SPLITS))
+        if cut > 0 and sum(1 for end in token_ends(prefix) if end <= cut) >= budget:
+            return text[:cut]
+        chars *= 2
+    return text
 
 
 class CnnImageEncoder:
@@ -348,6 +357,22 @@ def model_name_for(vector: VectorField, override: str | None, settings: Settings
     if vector.embeds == "image":
         return override or vector.model or settings.image_model
     return override or vector.model or settings.model
+
+
+def model_identity(name: str) -> str:
+    """How a stored vector's fingerprint names its model: a packaged model by its name, which stays the same
+    across upgrades (so existing indexes keep their fingerprints), a local model directory by its files
+    (`onnx_text.model_fingerprint`), so that a model changed in place is noticed and its vectors remade."""
+    if name in BUNDLED_TEXT_MODELS or name in CNN_IMAGE_MODELS:
+        return name
+    from vsearch.onnx_text import model_dir, model_fingerprint
+
+    if model_dir(name) is None:  # a name in the Hugging Face cache, or a directory that is gone: its name
+        return name
+    try:
+        return f"files:{model_fingerprint(name)}"
+    except OSError as exc:
+        raise ModelError(f"cannot read model '{name}': {exc.strerror or exc}") from exc
 
 
 def encoder_for(vector: VectorField, override: str | None, settings: Settings, *, query: bool = False) -> Encoder:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from vsearch.models import Encoder
 
 # Bumped whenever the exported files or the wrapper change, so that older exports are simply not found.
-EXPORT_FORMAT = 1
+# 2: the metadata holds each file's size and sha256.
+EXPORT_FORMAT = 2
 OPSET = 17
 # An export is kept only if every check text embeds this close to sentence-transformers (cosine).
 AGREEMENT = 0.9999
@@ -44,6 +45,10 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "vsearch-onnx.json"
+# The files' inode, size, mtime and ctime when their digests last matched: while they stay the same, a load need
+# not read the 90 MB model again (0.15 s, a fifth of a cold query). Any write to a file changes its ctime.
+VERIFIED_FILE = "vsearch-verified.json"
+CHECKED_FILES = (MODEL_FILE, TOKENIZER_FILE)
 # Texts the export must agree on: short, unicode, nearly empty, and one far past the usual 256-token
 # limit, so that truncation is checked too. They run as one padded batch.
 CHECK_TEXTS = (
@@ -153,15 +158,22 @@ def export(model_name_or_path: str, dest: Path) -> Path:
     reason = unsupported_reason(directory)
     if reason:
         raise NotExportable(f"model '{model_name_or_path}' cannot be exported to ONNX: {reason}")
-    if (dest / META_FILE).is_file():
-        return dest
-    # The pid lets a later export tell an abandoned scratch folder from one still being written.
-    scratch = dest.parent / f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    if dest.exists():
+        reason = damage(dest)
+        if reason is None:
+            return dest
+        # A truncated or altered export would fail every query (or embed wrongly): make it again, once.
+        print(f"vsearch: warning: the ONNX export in {dest} is damaged ({reason}): making it again…", file=sys.stderr)
+        _discard(dest)
+    scratch = _scratch(dest)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _private_folders(dest.parent)
         _remove_abandoned(dest)
-        scratch.mkdir()
+        scratch.mkdir(mode=0o700)
         _write_export(model_name_or_path, directory, scratch)
+        for path in scratch.iterdir():  # the libraries write with the umask's modes; before the stamp (ctime)
+            path.chmod(0o600)
+        _write_verified(scratch)
         try:
             scratch.rename(dest)
         except OSError:
@@ -171,7 +183,87 @@ def export(model_name_or_path: str, dest: Path) -> Path:
         raise ModelError(f"cannot write the ONNX export of '{model_name_or_path}' in {dest.parent}: {exc}") from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    for older in range(1, EXPORT_FORMAT):  # what an older vsearch exported of this model, now never read
+        shutil.rmtree(dest.parent / f"onnx{older}-{dest.name.split('-', 1)[1]}", ignore_errors=True)
     return dest
+
+
+def _private_folders(models: Path) -> None:
+    """vsearch's home and its models folder, made (or closed again) for their owner only, as vsearch.server does."""
+    models.parent.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (models.parent, models):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.stat().st_mode & 0o077:
+            folder.chmod(0o700)
+
+
+def _scratch(dest: Path) -> Path:
+    # The pid lets a later export tell an abandoned scratch folder from one still being written.
+    return dest.parent / f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+
+
+def _discard(dest: Path) -> None:
+    """Remove a damaged export: renamed aside first, so no other process loads it half-deleted."""
+    aside = _scratch(dest)
+    try:
+        dest.rename(aside)
+    except FileNotFoundError:  # another process discarded it first
+        return
+    except OSError as exc:
+        raise ModelError(f"cannot remove the damaged ONNX export {dest}: {exc.strerror or exc}") from exc
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def damage(export_dir: Path) -> str | None:
+    """What is wrong with an export (a file missing, truncated, or not the bytes written), or None if it is whole."""
+    try:
+        files = json.loads((export_dir / META_FILE).read_text(encoding="utf-8"))["files"]
+        stats = {name: (export_dir / name).stat() for name in CHECKED_FILES}
+        for name, stat in stats.items():
+            if stat.st_size != int(files[name]["size"]):
+                return f"{name} has {stat.st_size:,} bytes, not {int(files[name]['size']):,}"
+        if _read_json(export_dir / VERIFIED_FILE) == _signature(stats):
+            return None
+        for name in CHECKED_FILES:
+            if _sha256(export_dir / name) != files[name]["sha256"]:
+                return f"{name} is not the file that was exported"
+    except FileNotFoundError as exc:
+        return f"{Path(str(exc.filename)).name} is missing"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{META_FILE} cannot be read: {type(exc).__name__}"
+    _write_verified(export_dir)
+    return None
+
+
+def _signature(stats: dict[str, os.stat_result]) -> dict[str, list[int]]:
+    return {name: [s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns] for name, s in stats.items()}
+
+
+def _write_verified(export_dir: Path) -> None:
+    """Note that the files are as exported; best effort (a read-only home only costs a digest per load)."""
+    signature = _signature({name: (export_dir / name).stat() for name in CHECKED_FILES})
+    temporary = export_dir / f".{VERIFIED_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(json.dumps(signature))
+        temporary.replace(export_dir / VERIFIED_FILE)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _remove_abandoned(dest: Path) -> None:
@@ -226,6 +318,7 @@ def _write_export(name: str, directory: Path, out: Path) -> None:
         "model": name, "source": str(directory), "dim": int(model.get_embedding_dimension() or 0),
         "max_length": max_length, "pad_id": int(tokenizer.pad_token_id), "pad_token": str(tokenizer.pad_token),
         "inputs": inputs, "normalize": normalize,
+        "files": {name: {"size": (out / name).stat().st_size, "sha256": _sha256(out / name)} for name in CHECKED_FILES},
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     import numpy as np
@@ -264,6 +357,13 @@ class OnnxTextEncoder:
     modalities = frozenset({"text"})
 
     def __init__(self, export_dir: Path, name: str | None = None, threads: int | None = None) -> None:
+        try:
+            self._load(export_dir, name, threads)
+        except Exception as exc:  # onnxruntime and tokenizers raise their own types for a file they cannot read
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load the ONNX export in {export_dir}: {reason}") from exc
+
+    def _load(self, export_dir: Path, name: str | None, threads: int | None) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -274,6 +374,7 @@ class OnnxTextEncoder:
         self.inputs: list[str] = list(meta["inputs"])
         self.tokenizer = Tokenizer.from_file(str(export_dir / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(max_length=int(meta["max_length"]))
+        self.budget = int(meta["max_length"]) - self.tokenizer.num_special_tokens_to_add(False)
         self.tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()
@@ -290,7 +391,7 @@ class OnnxTextEncoder:
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            encodings = self.tokenizer.encode_batch([texts[i] for i in chosen])
+            encodings = self.tokenizer.encode_batch([self.model_reads(texts[i]) for i in chosen])
             arrays = {
                 "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
@@ -299,6 +400,17 @@ class OnnxTextEncoder:
             (vectors,) = self.session.run(None, {name: arrays[name] for name in self.inputs})
             out[chosen] = vectors
         return out
+
+    def model_reads(self, text: str) -> str:
+        """The start of `text` that holds every token the model reads, as sentence-transformers' encoder takes it
+        (`models.text_model_reads`): a 12 MB query is not tokenized whole to keep its first 256 tokens."""
+        from vsearch.models import text_model_reads
+
+        def token_ends(prefix: str) -> list[int]:
+            encoding = self.tokenizer.encode(prefix, add_special_tokens=False)
+            return [end for (_, end), real in zip(encoding.offsets, encoding.attention_mask) if real]
+
+        return text_model_reads(text, self.budget, token_ends)
 
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
         raise ModelError(f"text model '{self.name}' cannot embed images: pass a CLIP model for that")
@@ -320,13 +432,12 @@ def text_encoder(name: str, home: Path) -> Encoder | None:
     if directory is None or unsupported_reason(directory):
         return None
     dest = export_path(home, name)
-    if not (dest / META_FILE).is_file():
+    if not dest.exists():
         # An export happens once per model, so this line shows once; it explains the pause.
         print("vsearch: preparing a fast query model (once per model)…", file=sys.stderr)
-        try:
-            export(name, dest)
-        except ModelError as exc:
-            # sentence-transformers still runs the model, only slower: say why once, then fall back.
-            print(f"vsearch: warning: {exc}; using sentence-transformers", file=sys.stderr)
-            return None
-    return OnnxTextEncoder(dest, name)
+    try:
+        return OnnxTextEncoder(export(name, dest), name)  # export: checks an existing export, remakes a damaged one
+    except ModelError as exc:
+        # sentence-transformers still runs the model, only slower: say why once, then fall back.
+        print(f"vsearch: warning: {exc}; using sentence-transformers", file=sys.stderr)
+        return None
