@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT
-from tests.test_hostile_inputs import long_texts
-from vsearch import onnx_text
+from tests.test_hostile_inputs import SPACES, WORDS, long_texts
+from vsearch import models, onnx_text
 from vsearch.errors import ModelError
 from vsearch.models import _bundled_text_model_path, load_text_encoder
 from vsearch.onnx_text import NotExportable, OnnxTextEncoder, export, export_path, model_fingerprint, text_encoder
@@ -108,6 +108,16 @@ def test_long_text_is_truncated_like_sentence_transformers(minilm, reference) ->
 def test_a_long_text_embeds_like_sentence_transformers_reading_it_all(minilm, reference, name: str) -> None:
     text = long_texts()[name]
     expected = reference.model.encode([text], convert_to_numpy=True)  # the torch model tokenizing everything
+    assert np.max(np.abs(minilm[0].encode_texts([text]) - expected)) < 1e-5
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(parts=st.lists(st.tuples(WORDS, SPACES), min_size=150, max_size=400))
+def test_any_long_text_embeds_like_sentence_transformers(minilm, reference, monkeypatch, parts) -> None:
+    monkeypatch.setattr(models, "TEXT_CHARS_PER_TOKEN", 1)  # from a tiny prefix: short texts go through the doubling
+    text = "".join(word + space for word, space in parts)
+    expected = reference.model.encode([text], convert_to_numpy=True)
     assert np.max(np.abs(minilm[0].encode_texts([text]) - expected)) < 1e-5
 
 
