@@ -150,7 +150,8 @@ def test_unknown_vector_format_is_a_usage_error(cli, tmp_path) -> None:
 
 def test_npy_keeps_its_ids_beside_it_and_load_takes_both_back(cli, redis_client, index_name, tmp_path) -> None:
     texts = tmp_path / "texts.txt"
-    texts.write_text("a red summer dress\n\nblack leather watch\nrunning shoes\n")  # a blank line: ids stay line numbers
+    # A blank line: the ids stay line numbers, so rows still match lines.
+    texts.write_text("a red summer dress\n\nblack leather watch\nrunning shoes\n")
     matrix = tmp_path / "texts.npy"
     result = cli("encode", texts, "-o", matrix)
     assert f"their ids to {tmp_path / 'texts.ids.jsonl'}" in result.stderr

@@ -38,7 +38,8 @@ DIM = 4
 
 
 def rows(n: int, start: int = 0) -> list[dict]:
-    return [{"id": f"d{i}", "title": f"record {i}", "v": [1.0, float(i % 7), 0.5, 0.25]} for i in range(start, start + n)]
+    return [{"id": f"d{i}", "title": f"record {i}", "v": [1.0, float(i % 7), 0.5, 0.25]}
+            for i in range(start, start + n)]
 
 
 def jsonl(path: Path, items: list[dict]) -> Path:
@@ -82,8 +83,9 @@ def test_a_load_longer_than_the_lease_keeps_its_lock_against_a_second_writer(cli
             slow.stdin.flush()
             if i == 12:
                 assert time.monotonic() - started > 11
-                second = subprocess.run([sys.executable, "-m", "vsearch", *load_args(index_name, str(base), "--rebuild")],
-                                        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                second = subprocess.run(
+                    [sys.executable, "-m", "vsearch", *load_args(index_name, str(base), "--rebuild")],
+                    capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
                 assert second.returncode == 75, second.stderr
                 assert "another run is writing" in second.stderr
             time.sleep(1.0)

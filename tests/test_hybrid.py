@@ -322,7 +322,8 @@ def test_hybrid_with_no_text_match_ranks_by_vector_and_says_so_in_its_scores(cli
     assert fused[0]["score"] == 0.5  # alpha 0.5 times the best vector side, nothing from the text side
 
 
-@pytest.mark.parametrize("mode", [[], ["--mode", "text"], ["--mode", "hybrid", "--fusion", "rrf"], ["--mode", "vector"]])
+@pytest.mark.parametrize("mode", [[], ["--mode", "text"], ["--mode", "hybrid", "--fusion", "rrf"],
+                                  ["--mode", "vector"]])
 def test_paging_keeps_the_ranking_in_every_mode(cli, products, mode) -> None:
     """Page 2 is page 1's ranking cut further down: before, `--offset` silently switched hybrid to vector mode."""
     top = cli.jsonl("query", products, "red t-shirt for men", "-k", "10", *mode)

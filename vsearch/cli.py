@@ -259,7 +259,8 @@ def encode(
               embed.open_output(ids_file) if ids_file else nullcontext() as ids_out):
             rows, dim = embed.write_vectors(job, encoder, out, fmt, batch_size, advance, ids_out)
     if output:
-        _note(f"wrote {rows} vectors of {dim} dimensions to {output}" + (f", their ids to {ids_file}" if ids_file else ""))
+        ids_note = f", their ids to {ids_file}" if ids_file else ""
+        _note(f"wrote {rows} vectors of {dim} dimensions to {output}{ids_note}")
 
 
 @app.command("create-index")

@@ -198,7 +198,8 @@ class VectorTable:
         try:
             self.matrix = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"--vectors {path}: not a readable .npy file ({' '.join(str(exc).split())[:200]})") from None
+            reason = " ".join(str(exc).split())[:200]
+            raise UsageError(f"--vectors {path}: not a readable .npy file ({reason})") from None
         if self.matrix.ndim != 2 or self.matrix.dtype.kind != "f":
             raise UsageError(f"--vectors {path}: expected a 2-D matrix of floats, not {self.matrix.dtype} "
                              f"{self.matrix.shape}")

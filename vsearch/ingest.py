@@ -29,7 +29,8 @@ from vsearch.config import Settings
 from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, PruneRefused, StoreError,
                             UsageError, VsearchError)
 from vsearch.embed import VectorTable
-from vsearch.models import Encoder, encoder_for, known_dim, model_identity, model_name_for, open_images, prepare_query_encoder
+from vsearch.models import (Encoder, encoder_for, known_dim, model_identity, model_name_for, open_images,
+                            prepare_query_encoder)
 from vsearch.records import Format, Record, detect_format, glob_root, is_image_source, read_source
 from vsearch.schema import DataType, IndexSpec, VectorField
 from vsearch import store
@@ -370,7 +371,8 @@ class _Run:
 
     def __init__(self, client: redis.Redis, settings: Settings, source: IndexSpec, target: IndexSpec, plan: LoadPlan,
                  request: LoadRequest, report: LoadReport, progress: Callable[[int, int], None],
-                 warn: Callable[[str], None], encoders: EncoderSource = encoder_for, lease: Lease | None = None) -> None:
+                 warn: Callable[[str], None], encoders: EncoderSource = encoder_for,
+                 lease: Lease | None = None) -> None:
         self.client, self.settings, self.source, self.target = client, settings, source, target
         self.lease = lease  # checked before every write: a run that lost its lock writes nothing more
         self.make_encoder = encoders
@@ -435,7 +437,9 @@ class _Run:
         if self.request.dry_run or self.make_encoder is not encoder_for:
             return
         for vector in self.target.vectors:
-            if vector.embeds != "text" or vector.name not in self.encoders or self._exported(vector, self.request.model):
+            if vector.embeds != "text" or vector.name not in self.encoders:
+                continue
+            if self._exported(vector, self.request.model):
                 continue
             name = self.model_for(vector)
             self.warn(f"preparing the fast query model for '{name}' (once, ~20 s), so that text queries start in "
@@ -825,7 +829,8 @@ def _prune(client: redis.Redis, spec: IndexSpec, run: _Run, request: LoadRequest
         report.would_delete, report.deleted = absent, len(absent)
         if absent:
             shown = ", ".join(repr(i) for i in absent[:SHOWN_REJECTS])
-            more = f" and {len(absent) - SHOWN_REJECTS} more (--report FILE lists them all)" if len(absent) > SHOWN_REJECTS else ""
+            hidden = len(absent) - SHOWN_REJECTS
+            more = f" and {hidden} more (--report FILE lists them all)" if hidden > 0 else ""
             warn(f"--prune would delete {shown}{more}")
         return
     run.check_lease()

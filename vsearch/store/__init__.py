@@ -22,6 +22,7 @@ __all__ = [
     "NAMESPACE", "Document", "Hit", "IndexStats", "StoredState", "bytes_vector", "connect", "copy_documents",
     "count_documents",
     "create_index", "default_prefix", "delete_documents", "document_vector", "drop_index", "exist", "get_spec",
-    "index_exists", "index_names", "index_stats", "read_states", "scan_ids", "search", "translate_errors", "vector_bytes",
+    "index_exists", "index_names", "index_stats", "read_states", "scan_ids", "search", "translate_errors",
+    "vector_bytes",
     "write_documents",
 ]
