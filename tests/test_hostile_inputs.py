@@ -501,3 +501,27 @@ def test_a_symlink_in_a_folder_keeps_its_own_name(cli, redis_client, index_name,
     assert _ids(redis_client, index_name) == {"alias.jpg", "real.jpg"}
     again = cli("load", index_name, folder, ok=False)
     assert "duplicate" not in again.stderr and "appeared earlier" not in again.stderr
+
+
+def test_a_schema_file_that_is_not_utf8_is_one_error_line(cli, index_name, tmp_path) -> None:
+    schema = tmp_path / "schema.yaml"
+    schema.write_bytes(b"index:\n  name: x\xff\n")
+    result = cli("create-index", index_name, "--schema", schema, ok=False)
+    assert result.exit_code == 1
+    assert "not UTF-8 text" in one_error_line(result)
+
+
+def test_encode_refuses_an_image_file_name_that_is_not_utf8(tmp_path) -> None:
+    from vsearch.embed import expand_images
+
+    name = os.path.join(os.fsencode(tmp_path), b"bad\xffname.jpg")
+    with open(name, "wb") as handle:
+        handle.write((SAMPLE / "images" / "1653.jpg").read_bytes())
+    message = input_error(lambda: expand_images([str(tmp_path / "*.jpg")]))
+    assert "is not UTF-8 text" in message
+
+
+def test_a_table_shows_a_lone_surrogate_as_an_escape() -> None:
+    out = io.StringIO()
+    render([{"id": "bad\udcffname.jpg", "score": 1.0}], OutputFormat.table, stream=out)
+    assert "bad\\udcffname.jpg" in out.getvalue()

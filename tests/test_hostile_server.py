@@ -127,12 +127,14 @@ def _answers(client: redis.Redis) -> bool:
         return False
 
 
-@pytest.mark.parametrize("damage", ["folder", "binary"])
+@pytest.mark.parametrize("damage", ["folder", "fifo", "binary"])
 def test_a_password_file_that_is_not_a_text_file_is_one_error_line(own_home, damage) -> None:
     secret = own_home / "redis" / "password"
     secret.parent.mkdir(parents=True, mode=0o700)
     if damage == "folder":
         secret.mkdir(mode=0o700)
+    elif damage == "fifo":  # opening it for reading would wait for a writer forever
+        os.mkfifo(secret, 0o600)
     else:
         secret.write_bytes(b"\xff\xfe\x00 not text")
         secret.chmod(0o600)

@@ -20,7 +20,7 @@ import numpy as np
 from vsearch.errors import InputError, UsageError
 from vsearch.models import Encoder, open_images
 from vsearch.output import VectorFormat
-from vsearch.records import STDIN, EXTENSIONS, Format, Record, read_lines, read_records
+from vsearch.records import STDIN, EXTENSIONS, Format, Record, is_unicode, read_lines, read_records
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 NPY_HEADER = 128  # bytes reserved for the .npy header, patched with the row count at the end
@@ -104,6 +104,9 @@ def expand_images(patterns: list[str]) -> list[Path]:
         matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
         if not matches:
             raise InputError(f"no image files match {pattern}")
+        for match in matches:
+            if not is_unicode(match):  # its id would be no text: JSON could only write it as a lone surrogate
+                raise InputError(f"the file name {ascii(match)} is not UTF-8 text: rename it to encode it")
         found.extend(Path(m) for m in matches)
     return found
 

@@ -115,8 +115,9 @@ def _cell(value: Any) -> str:
 
 
 # C0 and C1 controls (ESC, CSI 0x9b, OSC...), DEL, and the invisible characters that reorder or hide text
-# (bidi embeddings, overrides and isolates, zero-width marks, line/paragraph separators).
-_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# (bidi embeddings, overrides and isolates, zero-width marks, line/paragraph separators), and lone surrogates
+# (a file name's bytes that were not UTF-8), which no terminal encoding can write.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 _UNSAFE_OR_NEWLINE = re.compile(_UNSAFE.pattern[:-1] + "\n]")
 
 

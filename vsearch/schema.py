@@ -220,6 +220,9 @@ def read_schema_file(path: Path) -> IndexSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read schema file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"schema file {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                         f"{exc.start})") from exc
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml

@@ -235,10 +235,11 @@ def password(home: Path) -> str:
     if not paths.password.exists():
         _create_password(paths.password)
     try:
-        fd = os.open(paths.password, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO put there must not hang every command; the fstat below then refuses it.
+        fd = os.open(paths.password, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise ServerError(f"cannot read the embedded server's password file {paths.password}: {exc.strerror}") from exc
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a FIFO, a device
         os.close(fd)
         raise ServerError(f"the password file {paths.password} is not a file: delete it, and vsearch makes a "
                           "new one (and restarts the server with it)")
