@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import statistics
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,7 +81,9 @@ def main() -> None:
         folder = ROOT / "sample_data"
     paths, labels = catalogue(folder)
     encoder = load_image_encoder()
-    print(f"{len(paths)} photos, {len(set(labels))} article types, from {folder}")
+    # Relative to the repository (../shared/data/fashion): the report must not name this machine's folders.
+    shown = os.path.relpath(folder.resolve(), ROOT)
+    print(f"{len(paths)} photos, {len(set(labels))} article types, from {shown}")
     print(f"model {encoder.name} ({encoder.pooling} pooling of the feature map), in both runs")
     print(f"{'run':28} {'p@10':>6} {'images/s (median of 3)':>24}")
     for name, embed in (("naive loop (stretch, 1 by 1)", naive), ("vsearch encode_images", vsearch)):
