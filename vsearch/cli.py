@@ -197,7 +197,7 @@ def similarity(
 
     Example: vsearch similarity "That is a happy person" "That is a very happy person" "Today is a sunny day"
     """
-    from vsearch.models import load_text_encoder
+    from vsearch.models import few_texts_encoder
     from vsearch.records import read_lines
     from vsearch.similarity import rank
 
@@ -208,7 +208,7 @@ def similarity(
     if not texts:
         raise UsageError("give candidates as arguments or with --file PATH (- for stdin)")
     settings = _settings(model=model, device=device)
-    ranked = rank(load_text_encoder(settings.model, settings.device), query, texts, metric, top)
+    ranked = rank(few_texts_encoder(settings.model, settings), query, texts, metric, top)
     rows = [{"rank": r.rank, "text": r.text, "score": r.score} for r in ranked]
     render(rows, _out_format(fmt), title=f"{metric.value} similarity to: {query}")
 
