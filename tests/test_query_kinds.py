@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import one_error_line
+from tests.conftest import SAMPLE, one_error_line
 from vsearch.onnx_text import model_fingerprint
 from vsearch.query_cache import DEFAULT_TTL, cache_key
 
@@ -218,3 +218,22 @@ def test_vector_from_stdin_is_the_vector_given_inline(cli, tmp_path, vector, for
             "encode": json.dumps({"id": "1", "vector": vector}) + "\n" + json.dumps({"id": "2", "vector": [0]})}[form]
     inline = cli.jsonl("query", "stdin-vectors", "--vector", json.dumps(vector), "-k", "7")
     assert cli.jsonl("query", "stdin-vectors", "--vector", "-", "-k", "7", input=text) == inline
+
+
+def test_a_batch_takes_image_queries_with_one_model_load(cli, products, tmp_path) -> None:
+    """Lines with "image" search the image vectors, in the batch's order, mixed with text lines."""
+    import shutil
+
+    shutil.copy(SAMPLE / "images" / "1653.jpg", tmp_path / "watch.jpg")
+    batch = tmp_path / "queries.jsonl"
+    batch.write_text('{"id": "i1", "image": "watch.jpg"}\n{"id": "t1", "text": "black leather watch"}\n'
+                     f'{{"id": "i2", "image": "{SAMPLE / "images" / "1653.jpg"}"}}\n')
+    rows = cli.jsonl("query", products, "--batch", batch, "-k", "2")
+    assert [row["query_id"] for row in rows] == ["i1", "i1", "t1", "t1", "i2", "i2"]
+    alone = cli.jsonl("query", products, "--image", SAMPLE / "images" / "1653.jpg", "-k", "2")
+    assert [(r["id"], r["score"]) for r in rows[:2]] == [(r["id"], r["score"]) for r in alone]
+    assert rows[0]["query"] == str(tmp_path / "watch.jpg")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"image": "missing.jpg"}\n')
+    result = cli("query", products, "--batch", bad, ok=False)
+    assert result.exit_code == 1 and "--batch line 2" in result.stderr and "not found" in result.stderr

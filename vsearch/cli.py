@@ -445,7 +445,7 @@ def query(
         "the first line of `vsearch encode`).")] = None,
     like: Annotated[Optional[str], typer.Option("--like", metavar="ID", help="Find documents like the stored document ID.")] = None,
     batch: Annotated[Optional[str], typer.Option(
-        "--batch", metavar="FILE", help="Many text queries: one a line, or JSONL with \"text\" and \"id\"; - for stdin. "
+        "--batch", metavar="FILE", help="Many queries: one text a line, or JSONL with \"text\" (or \"image\": a path) and \"id\"; - for stdin. "
         "Each row is tagged with its query (and query_id).")] = None,
     k: Annotated[Optional[int], typer.Option(
         "-k", "--top", min=1, help="Number of results (default 10; a range query: every match, up to 10,000).")] = None,
