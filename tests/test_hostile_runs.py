@@ -9,7 +9,8 @@
   killed rebuild left behind are dropped, with their documents, by the next rebuild and by `drop-index`.
 - `--rebuild` keeps the live documents of rejected records, and those the input no longer has unless
   `--prune`, which then counts them as deleted and is held to `--prune-limit` like a plain prune.
-- `--prune` does nothing when a rejected record had no readable id (missing, null, empty).
+- `--prune` does nothing when a rejected record had no readable id (missing, null, empty), and a NaN or infinite
+  number option (`--prune-limit nan`, whose every comparison is false) is a usage error before anything runs.
 - A write that Redis could not put on disk (disk full) fails the load with exit 1, and is not counted.
 - `--rejects` and `--report` never overwrite the input, and a path that cannot be written is refused before
   anything is read; the rejects file is private (0600) like the report.
@@ -343,3 +344,25 @@ def test_replace_adding_a_text_field_makes_text_mode_find_its_words(cli, index_n
         "--replace")
     found = cli.jsonl("query", index_name, "harbour", "--mode", "text", "--format", "jsonl")
     assert [hit["id"] for hit in found] == ["d1"]
+
+
+@pytest.mark.parametrize("limit", ["nan", "inf", "-nan"])
+def test_a_prune_limit_that_is_not_a_number_prunes_nothing(cli, redis_client, index_name, tmp_path, limit) -> None:
+    make_index(cli, index_name)
+    cli(*load_args(index_name, jsonl(tmp_path / "all.jsonl", rows(10))))
+    result = cli(*load_args(index_name, jsonl(tmp_path / "one.jsonl", rows(1)), "--prune", "--prune-limit", limit),
+                 ok=False)
+    assert result.exit_code == 2  # infinity is out of Click's range already; NaN passed every comparison
+    assert "--prune-limit" in result.stderr and "Traceback" not in result.stderr
+    assert len(documents(redis_client, index_name)) == 10
+
+
+@pytest.mark.parametrize("parameter,value", [("m", ".nan"), ("m", ".inf"), ("epsilon", ".nan"), ("epsilon", ".inf")])
+def test_a_schema_parameter_that_is_not_a_finite_number_is_a_usage_error(cli, index_name, tmp_path, parameter,
+                                                                         value) -> None:
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(f"index:\n  name: {index_name}\nfields:\n  - name: v\n    type: vector\n    attrs:\n"
+                      f"      dims: 4\n      algorithm: hnsw\n      {parameter}: {value}\n")
+    result = cli("create-index", index_name, "--schema", schema, ok=False)
+    assert result.exit_code == 2
+    assert f"{parameter.upper()} must be" in one_error_line(result)

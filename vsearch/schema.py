@@ -8,6 +8,7 @@ the vectors.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -207,10 +208,10 @@ def check_params(algorithm: Algorithm, params: dict[str, Any]) -> dict[str, int 
                              f"(it takes {', '.join(k.upper() for k in allowed)})")
         try:
             number = allowed[key](value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(inf)
             raise UsageError(f"{key.upper()} must be a number, not {value!r}") from exc
-        if number <= 0:
-            raise UsageError(f"{key.upper()} must be positive, not {value!r}")
+        if not math.isfinite(number) or number <= 0:  # NaN passes `<= 0`, and JSON cannot even write it
+            raise UsageError(f"{key.upper()} must be positive and finite, not {value!r}")
         checked[key] = number
     return checked
 
