@@ -170,3 +170,11 @@ def test_npy_keeps_its_ids_beside_it_and_load_takes_both_back(cli, redis_client,
     assert cli.jsonl("query", index_name, "--like", "1", "-k", "1")[0]["id"] in {"3", "4"}
     missing = cli("load", index_name, extra, "--vectors", tmp_path / "nope.npy", ok=False)
     assert missing.exit_code == 2 and "not a readable .npy file" in missing.stderr
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_encoding(cli, tmp_path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one\ntwo\n")
+    for output, message in ((tmp_path, "is a folder"), (tmp_path / "missing" / "x.npy", "does not exist")):
+        result = cli("encode", texts, "-o", output, ok=False)
+        assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
