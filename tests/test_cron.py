@@ -332,7 +332,8 @@ def test_server_killed_mid_load_loses_nothing(cli, redis_client, index_name, tmp
     out, err = load.communicate(timeout=300)
     if load.returncode != 0:  # the run may lose the race with the restart: a rerun must finish the job
         assert load.returncode == 1 and "Traceback" not in err, err
-        rerun = cli("load", index_name, path, "--vector-column", "vec")
+        # --wait: a run that failed while the server was away could not release its lock, which then expires
+        rerun = cli("load", index_name, path, "--vector-column", "vec", "--wait", "30")
         assert counts(rerun)["read"] == 20000
     server.ensure_running(vsearch_home)
     keys = redis_client.keys(f"{index_name}:*")
