@@ -442,6 +442,11 @@ class _Run:
             if self._exported(vector, self.request.model):
                 continue
             name = self.model_for(vector)
+            from vsearch.onnx_text import model_dir, unsupported_reason
+
+            directory = model_dir(name)
+            if directory is None or unsupported_reason(directory):  # e.g. CLIP: queries use torch, as before
+                continue
             self.warn(f"preparing the fast query model for '{name}' (once, ~20 s), so that text queries start in "
                       "under a second")
             try:
