@@ -158,7 +158,7 @@ def test_batch_errors_are_one_line(cli, products, tmp_path) -> None:
     undecodable = cli("query", products, "--batch", binary, ok=False)
     assert undecodable.exit_code == 1 and "is not UTF-8 text" in one_error_line(undecodable)
     both = cli("query", products, "red dress", "--batch", "-", input="x\n", ok=False)
-    assert both.exit_code == 2 and "--batch reads the query texts" in one_error_line(both)
+    assert both.exit_code == 2 and "--batch reads the queries from its file" in one_error_line(both)
 
 
 def test_vector_from_stdin_takes_encode_output_or_a_json_array(cli, products) -> None:
