@@ -436,16 +436,14 @@ class _Run:
         first text query would otherwise spend ~20 s on it, in the middle of the user's query (measured 23 s)."""
         if self.request.dry_run or self.make_encoder is not encoder_for:
             return
+        from vsearch.onnx_text import exportable, exported
+
         for vector in self.target.vectors:
             if vector.embeds != "text" or vector.name not in self.encoders:
                 continue
-            if self._exported(vector, self.request.model):
-                continue
             name = self.model_for(vector)
-            from vsearch.onnx_text import model_dir, unsupported_reason
-
-            directory = model_dir(name)
-            if directory is None or unsupported_reason(directory):  # e.g. CLIP: queries use torch, as before
+            # A model the export cannot reproduce (CLIP) answers queries through torch, as before.
+            if exported(self.settings.home, name) or not exportable(name):
                 continue
             self.warn(f"preparing the fast query model for '{name}' (once, ~20 s), so that text queries start in "
                       "under a second")
@@ -748,14 +746,9 @@ class _Run:
 
     def _exported(self, vector: VectorField, override: str | None) -> bool:
         """A text model already exported for queries (`vsearch models prepare`, or an earlier text query)."""
-        if vector.embeds != "text":
-            return False
-        from vsearch.onnx_text import export_path
+        from vsearch.onnx_text import exported
 
-        try:
-            return export_path(self.settings.home, model_name_for(vector, override, self.settings)).is_dir()
-        except VsearchError:
-            return False
+        return vector.embeds == "text" and exported(self.settings.home, model_name_for(vector, override, self.settings))
 
     # -- rejects -----------------------------------------------------------------------------------
 

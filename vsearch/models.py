@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from vsearch.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, Settings
-from vsearch.errors import InputError, ModelError, VsearchError
+from vsearch.errors import InputError, ModelError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -399,13 +399,9 @@ def few_texts_encoder(name: str, settings: Settings) -> Encoder:
     process then never imports torch: measured 7.5 s for three strings through torch), else sentence-transformers.
     Unlike a query, it does not export on first use: that costs more than it saves for one command."""
     if settings.device in (None, "cpu"):
-        from vsearch.onnx_text import export_path, model_dir, text_encoder
+        from vsearch.onnx_text import exported, text_encoder
 
-        try:
-            ready = model_dir(name) is not None and export_path(settings.home, name).is_dir()
-        except VsearchError:
-            ready = False
-        fast = text_encoder(name, settings.home) if ready else None
+        fast = text_encoder(name, settings.home) if exported(settings.home, name) else None
         if fast is not None:
             return fast
     return load_text_encoder(name, settings.device)

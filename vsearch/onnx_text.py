@@ -23,7 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vsearch.errors import ModelError
+from vsearch.errors import ModelError, VsearchError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,6 +107,20 @@ def _model_files(directory: Path) -> list[Path]:
 def export_path(home: Path, model_name_or_path: str) -> Path:
     """Where the export of this model lives under vsearch's data directory."""
     return home / "models" / f"onnx{EXPORT_FORMAT}-{model_fingerprint(model_name_or_path)[:32]}"
+
+
+def exported(home: Path, model_name_or_path: str) -> bool:
+    """Whether the model's export is already made (by `vsearch models prepare`, a first load or a text query)."""
+    try:
+        return export_path(home, model_name_or_path).is_dir()
+    except VsearchError:  # a model that cannot be found or read has no export
+        return False
+
+
+def exportable(model_name_or_path: str) -> bool:
+    """Whether this module can export the model: a local sentence-transformers pipeline it reproduces."""
+    directory = model_dir(model_name_or_path)
+    return directory is not None and unsupported_reason(directory) is None
 
 
 def unsupported_reason(directory: Path) -> str | None:
@@ -428,8 +442,7 @@ def text_encoder(name: str, home: Path) -> Encoder | None:
     The first use of a model exports it, which loads torch (seconds, once); later processes only load
     the export.
     """
-    directory = model_dir(name)
-    if directory is None or unsupported_reason(directory):
+    if not exportable(name):
         return None
     dest = export_path(home, name)
     if not dest.exists():
