@@ -60,9 +60,9 @@ def open_output(path: Path | None) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         return
     if path.is_dir():  # found before any work, not when the finished file is renamed onto the folder
-        raise UsageError(f"--output {path}: is a folder; give a file name")
+        raise UsageError(f"{path}: is a folder; give a file name")
     if not path.parent.is_dir():
-        raise UsageError(f"--output {path}: folder {path.parent} does not exist")
+        raise UsageError(f"{path}: folder {path.parent} does not exist")
     try:
         handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
     except OSError as exc:

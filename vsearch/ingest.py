@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -28,7 +27,7 @@ import redis
 from vsearch.config import Settings
 from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, PruneRefused, StoreError,
                             UsageError, VsearchError)
-from vsearch.embed import VectorTable
+from vsearch.embed import VectorTable, open_output
 from vsearch.models import (Encoder, encoder_for, known_dim, model_identity, model_name_for, open_images,
                             prepare_query_encoder)
 from vsearch.records import Format, Record, detect_format, glob_root, is_image_source, read_source
@@ -213,21 +212,14 @@ def run_load(
         report.finished = _now()
         if request.report is not None:
             # Failed runs too, so that a cron job's monitor never reads the previous night's report as this one's.
-            _write_atomically(request.report, report.to_json() + "\n")
+            # Written whole (a reader never sees half a report) and private to its owner (0600).
+            with open_output(request.report.expanduser()) as out:
+                out.write((report.to_json() + "\n").encode())
     return report
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` whole (a reader never sees half a report), private to its owner (mode 0600)."""
-    path = path.expanduser()
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False,
-                                     encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
 
 
 def _load(client: redis.Redis, settings: Settings, request: LoadRequest, report: LoadReport,
