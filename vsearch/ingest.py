@@ -30,7 +30,7 @@ from vsearch.errors import (EXIT_OK, EXIT_REJECTED, ConnectionLost, InputError, 
 from vsearch.embed import VectorTable, open_output
 from vsearch.models import (Encoder, encoder_for, known_dim, model_identity, model_name_for, open_images,
                             prepare_query_encoder)
-from vsearch.records import Format, Record, detect_format, glob_root, is_image_source, read_source
+from vsearch.records import Format, Record, detect_format, image_folder, is_image_source, read_source
 from vsearch.schema import DataType, IndexSpec, VectorField
 from vsearch import store
 from vsearch.fields import document_fields, document_id, given_vector, image_path, joined_text, open_regular_file
@@ -324,13 +324,10 @@ def _only_free_vector(spec: IndexSpec, *taken: VectorField | None) -> VectorFiel
 
 
 def _source_root(source: str) -> Path:
-    """Where a source's relative paths start: a folder itself; a glob's part before its first wildcard
-    (`icons/*/*.png` -> `icons`); a file's folder."""
-    path = Path(source)
-    if path.is_dir():
-        return path
+    """Where a source's relative paths start: an image folder or glob's `records.image_folder`; a file's folder."""
     if is_image_source(source):
-        return glob_root(source)
+        return image_folder(source)
+    path = Path(source)
     return path.parent if path.parent != Path("") else Path.cwd()
 
 
@@ -402,7 +399,7 @@ class _Run:
 
     def load(self) -> None:
         try:
-            for batch in _batches(read_source(self.request.source, self.request.input_format, self.plan.image_base),
+            for batch in _batches(read_source(self.request.source, self.request.input_format),
                                   self.request.batch_size or batch_size_for(self.plan)):
                 candidates, claims = self._prepare(batch)
                 if claims:

@@ -68,18 +68,23 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", 
 UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({".svg", ".svgz", ".heic", ".heif"})
 
 
-def read_source(source: str, fmt: Format | None, root: Path) -> Iterator[Record]:
+def read_source(source: str, fmt: Format | None) -> Iterator[Record]:
     """The records of a `load` input: a CSV/TSV/JSON/JSONL file or stdin, or a folder or glob of images,
     which become records {"id": path relative to `root`, "image": the same path}."""
     if is_image_source(source):
-        yield from read_image_folder(source, root)
+        yield from read_image_folder(source)
         return
     yield from read_records(source, detect_format(source, fmt))
 
 
 def is_image_source(source: str) -> bool:
     """A folder, or a glob pattern: `load` reads images from it rather than records."""
-    return source != STDIN and (Path(source).is_dir() or (any(c in source for c in "*?[") and not Path(source).is_file()))
+    return source != STDIN and (Path(source).is_dir() or (_has_wildcard(source) and not Path(source).is_file()))
+
+
+def _has_wildcard(text: str) -> bool:
+    """glob.has_magic without importing glob on every command's start-up."""
+    return any(c in text for c in "*?[")
 
 
 def is_unicode(text: str) -> bool:
@@ -92,17 +97,19 @@ def is_unicode(text: str) -> bool:
     return True
 
 
-def glob_root(pattern: str) -> Path:
-    """The folder a glob starts from: its parts before the first one with a wildcard."""
-    parts = Path(pattern).parts
-    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+def image_folder(source: str) -> Path:
+    """The folder an image source's ids and paths start from: a folder itself, or a glob's parts before the
+    first one with a wildcard (`icons/*/*.png` -> `icons`)."""
+    if Path(source).is_dir():
+        return Path(source)
+    parts = Path(source).parts
+    fixed = next((i for i, part in enumerate(parts) if _has_wildcard(part)), len(parts))
     return Path(*parts[:fixed]) if fixed else Path.cwd()
 
 
-def read_image_folder(source: str, root: Path) -> Iterator[Record]:
-    """Each image of a folder (or glob) as a record whose id is its path relative to the folder (`root`, the
-    glob's part before its first wildcard) as listed: a symlink keeps its own name, and where it leads is
-    checked when the image is read."""
+def read_image_folder(source: str) -> Iterator[Record]:
+    """Each image of a folder (or glob) as a record whose id is its path relative to `image_folder(source)` as
+    listed: a symlink keeps its own name, and where it leads is checked when the image is read."""
     import glob
 
     folder = Path(source)
@@ -110,7 +117,7 @@ def read_image_folder(source: str, root: Path) -> Iterator[Record]:
     listed = IMAGE_EXTENSIONS | UNSUPPORTED_IMAGE_EXTENSIONS
     paths = (sorted(p for p in folder.rglob("*") if p.suffix.lower() in listed and p.is_file())
              if folder.is_dir() else sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file()))
-    start = folder if folder.is_dir() else glob_root(source)  # what `root` is, before symlinks are resolved
+    start = image_folder(source)
     for number, path in enumerate(paths, start=1):
         relative = os.path.relpath(path, start)
         if not is_unicode(relative):
