@@ -111,13 +111,27 @@ def stale_generations(client: redis.Redis, name: str, live: str | None) -> list[
 
 def drop_stale_generations(client: redis.Redis, name: str, live: str | None) -> None:
     """Drop the generations of NAME that never went live (a killed rebuild's), with their documents."""
+    stale = stale_generations(client, name, live)
+    _check_all_owned(client, name, [prefix for _, prefixes in stale for prefix in prefixes])
+    for physical, prefixes in stale:
+        _drop(client, name, physical, prefixes, delete_documents=True)
+
+
+def _check_all_owned(client: redis.Redis, name: str, prefixes: list[str]) -> None:
+    for prefix in prefixes:
+        check_owned(client, name, prefix)
+
+
+def _drop(client: redis.Redis, name: str, physical: str | None, prefixes: list[str], delete_documents: bool) -> None:
+    """Drop one generation's RediSearch index (None: it is gone already) and, if asked, every key under its
+    prefixes, which the caller has checked are its own. Not FT.DROPINDEX DD: it skips documents Redis failed to
+    index."""
     from vsearch.store.documents import delete_prefix
 
-    for physical, prefixes in stale_generations(client, name, live):
-        for prefix in prefixes:
-            check_owned(client, name, prefix)
+    if physical is not None:
         with translate_errors(f"cannot drop index '{name}'"):
             client.execute_command("FT.DROPINDEX", physical)
+    if delete_documents:
         for prefix in prefixes:
             delete_prefix(client, prefix)
 
@@ -181,15 +195,8 @@ def swap_alias(client: redis.Redis, old: IndexSpec, new: IndexSpec) -> None:
 
 
 def drop_physical(client: redis.Redis, spec: IndexSpec, delete_documents: bool) -> None:
-    """Drop one generation's RediSearch index and, if asked, every key under its prefix."""
-    from vsearch.store.documents import delete_prefix
-
-    with translate_errors(f"cannot drop index '{spec.name}'"):
-        client.execute_command("FT.DROPINDEX", spec.physical)
-    if delete_documents:
-        # Not FT.DROPINDEX DD: it skips documents Redis failed to index. Prefixes never overlap, so every key
-        # under this one is this index's.
-        delete_prefix(client, spec.prefix)
+    """Drop one generation vsearch made (its prefix is its own by construction) and, if asked, its documents."""
+    _drop(client, spec.name, spec.physical, [spec.prefix], delete_documents)
 
 
 def drop_index(client: redis.Redis, name: str, delete_documents: bool) -> None:
@@ -199,25 +206,14 @@ def drop_index(client: redis.Redis, name: str, delete_documents: bool) -> None:
     spec = get_spec(client, name)
     info = _info(client, spec.physical)
     prefixes = _prefixes(info) if info is not None else [spec.prefix]
-    if delete_documents:
-        for prefix in prefixes:
-            check_owned(client, name, prefix)
-        for _, stale in stale_generations(client, name, spec.physical):
-            for prefix in stale:
-                check_owned(client, name, prefix)
+    stale = stale_generations(client, name, spec.physical) if spec.generation else []
+    _check_all_owned(client, name, (prefixes if delete_documents else []) + [p for _, ps in stale for p in ps])
     if spec.generation:
         with translate_errors(f"cannot drop index '{name}'"):
             client.execute_command("FT.ALIASDEL", name)
-    if info is not None:
-        with translate_errors(f"cannot drop index '{name}'"):
-            client.execute_command("FT.DROPINDEX", spec.physical)
-    if delete_documents:
-        from vsearch.store.documents import delete_prefix
-
-        for prefix in prefixes:
-            delete_prefix(client, prefix)
-    if spec.generation:
-        drop_stale_generations(client, name, spec.physical)  # with their documents: they never served a query
+    _drop(client, name, spec.physical if info is not None else None, prefixes, delete_documents)
+    for physical, stale_prefixes in stale:  # with their documents: they never served a query
+        _drop(client, name, physical, stale_prefixes, delete_documents=True)
     with translate_errors(f"cannot drop index '{name}'"):
         client.delete(record_key(name))
 
