@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 
 from vsearch.errors import UsageError
+from vsearch.schema import TAG_SEPARATOR
 
 # RediSearch's default English stopwords (what an index created without STOPWORDS uses).
 STOPWORDS = frozenset(
@@ -258,7 +259,7 @@ _OPERATORS = {
 }
 
 
-def compile_where(expressions: list[str], field_types: dict[str, str], tag_separator: str = "\x1f") -> str:
+def compile_where(expressions: list[str], field_types: dict[str, str], tag_separator: str = TAG_SEPARATOR) -> str:
     """`--where` conditions (all must hold) as one RediSearch filter; "*" when there are none.
 
     Examples: `gender=Men`, `gender!=Men`, `articleType in (Watches, Belts)`, `year>=2012`, `price<20.5`,
