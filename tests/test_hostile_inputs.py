@@ -382,6 +382,10 @@ def test_batch_names_the_line_with_a_bad_byte(cli, products, tmp_path) -> None:
     jsonl.write_text('{"text": "fine"}\n{"text": "bad \\ud800"}\n')
     bad = cli("query", products, "--batch", jsonl, ok=False)
     assert "--batch line 2" in one_error_line(bad)
+    image = tmp_path / "images.jsonl"
+    image.write_text('{"text": "fine"}\n{"image": "bad\\ud800.jpg"}\n')
+    assert '--batch line 2: "image" is not valid Unicode' in one_error_line(cli("query", products, "--batch", image,
+                                                                                ok=False))
 
 
 def test_a_stopword_only_line_in_a_text_batch_has_no_results(cli, products) -> None:

@@ -38,7 +38,6 @@ def document_id(record: Record, id_field: str) -> str:
     return text
 
 
-
 def joined_text(record: Record, names: Iterable[str]) -> str:
     """The text fields joined by spaces; one of several may be empty (a paper without a title), not all."""
     names = tuple(names)

@@ -161,6 +161,8 @@ def run_batch(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
     if any(x is not None for x in (request.text, request.image, request.vector, request.like)):
         raise UsageError("--batch reads the queries from its file: give no TEXT, --image, --vector or --like")
     mode = resolve_mode(spec, request.mode, True, _vector_options(request))
+    plan = vector_search(spec, request) if mode is Mode.vector else None  # its checks come before any embedding
+    field = plan.field if plan else _target_field(spec, request)
     items = iter(queries)
     while chunk := list(islice(items, BATCH)):
         found = dict(_image_batch(client, spec, settings, request, [q for q in chunk if q.image is not None]))
@@ -168,8 +170,6 @@ def run_batch(client: redis.Redis, spec: IndexSpec, settings: Settings, request:
         if mode is Mode.text:  # one query at a time
             found.update((id(q), _text_mode_query(client, spec, settings, request, q)) for q in texts)
         elif texts:
-            plan = vector_search(spec, request) if mode is Mode.vector else None
-            field = plan.field if plan else _target_field(spec, request)
             vectors = embed_texts(client, field, settings, request, [q.text for q in texts])
             if plan is None:  # hybrid: embedded BATCH at a time as in vector mode, then each fused on its own
                 found.update((id(q), _run_text_mode(client, spec, settings, replace(request, text=q.text), mode, v))
@@ -377,7 +377,10 @@ def read_batch(lines: Iterable[str], root: Path = Path(".")) -> Iterator[BatchQu
             raise InputError(f"--batch line {number}: not a JSON object ({exc})") from exc
         image = item.get("image") if isinstance(item, dict) else None
         query_id = item.get("id") if isinstance(item, dict) else None
-        if isinstance(image, str) and image and is_unicode(image):
+        if isinstance(image, str) and image:
+            if not is_unicode(image):
+                raise InputError(f"--batch line {number}: \"image\" is not valid Unicode (a lone surrogate such as "
+                                 "\\ud800)")
             yield BatchQuery("", None if query_id is None else str(query_id), root / image, number)
             continue
         text = item.get("text") if isinstance(item, dict) else None
