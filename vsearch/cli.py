@@ -488,8 +488,8 @@ def query(
     redis_url: RedisUrl = None,
     mode: Annotated[Optional[Mode], typer.Option(
         "--mode", help="hybrid: KNN and BM25 fused (the default for query TEXT on an index with TEXT fields); "
-        "vector: KNN (the default otherwise, and with --offset, --min-score, --max-distance); text: BM25 over the "
-        "stems of the TEXT fields. --like, --vector and --image search the vectors only.")] = None,
+        "vector: KNN (the default otherwise; --min-score and --max-distance need it); text: BM25 over the "
+        "stems of the TEXT fields. --offset pages in every mode. --like, --vector and --image search the vectors only.")] = None,
     fusion: Annotated[Fusion, typer.Option(
         "--fusion", help="Hybrid fusion: linear (min-max normalised scores, alpha * vector + (1 - alpha) * text) "
         "or rrf (reciprocal rank fusion).")] = Fusion.linear,
