@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import vsearch.records as records
-from tests.conftest import one_error_line
+from tests.e2e.conftest import one_error_line
 from vsearch.errors import InputError, UsageError
 from vsearch.records import Format, detect_format, read_lines, read_records
 

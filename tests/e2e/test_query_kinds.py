@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SAMPLE, one_error_line
+from tests.e2e.conftest import SAMPLE, one_error_line
 from vsearch.onnx_text import model_fingerprint
 from vsearch.query_cache import DEFAULT_TTL, cache_key
 

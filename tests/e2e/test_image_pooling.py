@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SAMPLE
+from tests.e2e.conftest import SAMPLE
 from vsearch.config import DEFAULT_IMAGE_MODEL
 from vsearch.models import cnn_pixels, load_image_encoder, open_image
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SAMPLE, one_error_line
+from tests.e2e.conftest import SAMPLE, one_error_line
 from vsearch.models import load_image_encoder, load_text_encoder, open_image
 
 ITEMS = [

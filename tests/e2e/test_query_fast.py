@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.e2e.conftest import ROOT
 from vsearch.models import _bundled_text_model_path
 from vsearch.onnx_text import export_path
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.e2e.conftest import ROOT
 from vsearch import server
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.e2e.conftest import SAMPLE
 from vsearch.embed import Item, encode_items
 from vsearch.models import load_text_encoder
 

@@ -153,7 +153,7 @@ def test_a_crashing_filter_through_the_cli_returns_hits_and_the_server_lives(cli
 
 
 def test_a_broken_filter_through_the_cli_is_one_error_line(cli, products) -> None:
-    from tests.conftest import one_error_line
+    from tests.e2e.conftest import one_error_line
 
     result = cli("query", products, "--like", "1653", "--filter", "@gender:{Men", ok=False)
     assert result.exit_code == 2

@@ -12,12 +12,12 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import SAMPLE
+from tests.e2e.conftest import SAMPLE
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    from tests.tiny_clip import build_tiny_clip
+    from tests.e2e.tiny_clip import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("clip"))
 

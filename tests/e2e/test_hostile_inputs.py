@@ -34,7 +34,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT, SAMPLE, one_error_line
+from tests.e2e.conftest import ROOT, SAMPLE, one_error_line
 from vsearch import models, records
 from vsearch.errors import InputError
 from vsearch.models import load_image_encoder, load_text_encoder, open_image

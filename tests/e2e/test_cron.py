@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, SAMPLE, one_error_line
+from tests.e2e.conftest import ROOT, SAMPLE, one_error_line
 from vsearch import server
 
 ROWS = [{"id": f"d{i}", "title": f"document number {i} about {topic}", "kind": topic, "year": 2000 + i}
@@ -269,7 +269,7 @@ def test_rebuild_swaps_generations_while_queries_keep_answering(cli, redis_clien
     path = write_jsonl(tmp_path / "a.jsonl", ROWS)
     cli("load", index_name, path, "--text-field", "title")
     stop = tmp_path / "stop"
-    querier = subprocess.Popen([sys.executable, str(ROOT / "tests" / "query_loop.py"), index_name, str(stop)],
+    querier = subprocess.Popen([sys.executable, str(ROOT / "tests" / "e2e" / "query_loop.py"), index_name, str(stop)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         time.sleep(2.0)

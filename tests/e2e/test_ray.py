@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import one_error_line
+from tests.e2e.conftest import one_error_line
 from tests.test_cron import counts, write_jsonl
 from vsearch import config, store
 from vsearch.ingest import LoadRequest, run_load

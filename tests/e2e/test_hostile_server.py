@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import redis
 
-from tests.conftest import ROOT, one_error_line
+from tests.e2e.conftest import ROOT, one_error_line
 from vsearch import server
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE, one_error_line
+from tests.e2e.conftest import SAMPLE, one_error_line
 
 
 def jsonl(path: Path, rows: list[dict] | list[str]) -> Path:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import one_error_line
+from tests.e2e.conftest import one_error_line
 from vsearch.filters import STOPWORDS
 from vsearch.hybrid import linear, min_max, rrf
 from vsearch.stems import stem_query, stems

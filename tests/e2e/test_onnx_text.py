@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT
+from tests.e2e.conftest import ROOT
 from tests.test_hostile_inputs import SPACES, WORDS, long_texts
 from vsearch import models, onnx_text
 from vsearch.errors import ModelError
@@ -218,7 +218,7 @@ def test_other_pooling_is_refused_and_falls_back(tmp_path: Path, pooling: str) -
 
 
 def test_clip_is_refused(tmp_path: Path) -> None:
-    from tests.tiny_clip import build_tiny_clip
+    from tests.e2e.tiny_clip import build_tiny_clip
 
     model = build_tiny_clip(tmp_path / "clip")
     assert text_encoder(str(model), tmp_path / "home") is None

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, one_error_line
+from tests.e2e.conftest import ROOT, one_error_line
 from vsearch import server
 
 DIM = 4

@@ -80,7 +80,7 @@ def test_similarity_runs_without_torch_once_the_model_is_exported(cli, vsearch_h
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.e2e.conftest import ROOT
 
     cli("models", "prepare")
     code = (

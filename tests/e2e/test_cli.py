@@ -9,7 +9,7 @@ import sys
 import pytest
 import typer
 
-from tests.conftest import ROOT
+from tests.e2e.conftest import ROOT
 from vsearch.cli import app
 
 COMMANDS = ["similarity", "encode", "create-index", "drop-index", "list", "info", "load", "query",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import one_error_line
+from tests.e2e.conftest import one_error_line
 
 
 def test_where_operators_on_the_sample_catalogue(cli, products) -> None:

@@ -15,7 +15,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import one_error_line
+from tests.e2e.conftest import one_error_line
 from vsearch import server
 from vsearch.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, redact_url, resolve
 
