@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -20,6 +21,25 @@ DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 # EfficientNet-Lite0 with its feature map GeM-pooled (p=3); "efficientnet-lite0" (mean-pooled) stays loadable
 # for the indexes made with it (see models.CNN_IMAGE_MODELS).
 DEFAULT_IMAGE_MODEL = "efficientnet-lite0-gem"
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where the models of `encode` and `load` run (`--engine`): this process, or a pool of Ray actors."""
+
+    engine: Engine = Engine.local
+    address: str | None = None  # Ray: None starts Ray in local mode on this machine
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+
+    @property
+    def ray(self) -> bool:
+        return self.engine is Engine.ray
 
 
 @dataclass(frozen=True)

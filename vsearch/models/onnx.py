@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vsearch.errors import ModelError, VsearchError
+from vsearch.models.base import Encoder, first_line, quiet_model_libraries, text_model_reads
+from vsearch.models.names import model_dir, model_fingerprint
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from vsearch.models import Encoder
 
 # Bumped whenever the exported files or the wrapper change, so that older exports are simply not found.
 # 2: the metadata holds each file's size and sha256.
@@ -37,9 +38,6 @@ EXPORT_FORMAT = 2
 OPSET = 17
 # An export is kept only if every check text embeds this close to sentence-transformers (cosine).
 AGREEMENT = 0.9999
-# Files up to this size are fingerprinted by content; larger ones (weights) by name, size and mtime,
-# which keeps the fingerprint cheap enough to compute on every query.
-SMALL_FILE = 1 << 20
 # Input names a BERT-like model may take, in the order the ONNX graph declares them.
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 MODEL_FILE = "model.onnx"
@@ -62,46 +60,6 @@ CHECK_TEXTS = (
 
 class NotExportable(ModelError):
     """The model's pipeline is not one the ONNX export reproduces; use sentence-transformers instead."""
-
-
-def model_dir(model_name_or_path: str) -> Path | None:
-    """The local directory a model name stands for, or None for a name that is not on this machine."""
-    from vsearch.models import BUNDLED_TEXT_MODELS, _bundled_text_model_path
-
-    if model_name_or_path in BUNDLED_TEXT_MODELS:
-        return Path(_bundled_text_model_path())
-    path = Path(model_name_or_path).expanduser()
-    return path.resolve() if path.is_dir() else None
-
-
-def model_fingerprint(model_name_or_path: str) -> str:
-    """A sha256 (hex) that changes whenever the model's files do: names the export cache and can key a query cache.
-
-    Small files (configs, tokenizer, vocabulary) count by content, large ones (weights) by name, size and
-    modification time: a fine-tuned model saved in place has weights of the same size but a new mtime.
-    """
-    directory = model_dir(model_name_or_path)
-    if directory is None:
-        raise ModelError(f"model '{model_name_or_path}' is not a local model directory")
-    digest = hashlib.sha256()
-    for path in sorted(_model_files(directory)):
-        stat = path.stat()
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        if stat.st_size <= SMALL_FILE:
-            digest.update(path.read_bytes())
-        else:
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def _model_files(directory: Path) -> list[Path]:
-    """The model's files, leaving out hidden ones (.git, .cache) that do not change what it computes."""
-    files = []
-    for root, folders, names in os.walk(directory):
-        folders[:] = [f for f in folders if not f.startswith(".")]
-        files += [Path(root) / name for name in names if not name.startswith(".")]
-    return files
 
 
 def export_path(home: Path, model_name_or_path: str) -> Path:
@@ -299,16 +257,15 @@ def _alive(pid: int) -> bool:
 
 
 def _write_export(name: str, directory: Path, out: Path) -> None:
-    from vsearch.models import _first_line, _quiet_model_libraries
 
-    _quiet_model_libraries()
+    quiet_model_libraries()
     import torch
     from sentence_transformers import SentenceTransformer
 
     try:
         model = SentenceTransformer(str(directory), device="cpu")
     except Exception as exc:  # the library raises OSError, ValueError, safetensors errors... for a broken model
-        raise ModelError(f"cannot load model '{name}' to export it: {_first_line(exc)}") from exc
+        raise ModelError(f"cannot load model '{name}' to export it: {first_line(exc)}") from exc
     transformer = model[0]
     tokenizer = transformer.tokenizer
     max_length = int(model.max_seq_length or tokenizer.model_max_length)
@@ -417,9 +374,7 @@ class OnnxTextEncoder:
 
     def model_reads(self, text: str) -> str:
         """The start of `text` that holds every token the model reads, as sentence-transformers' encoder takes it
-        (`models.text_model_reads`): a 12 MB query is not tokenized whole to keep its first 256 tokens."""
-        from vsearch.models import text_model_reads
-
+        (`models.base.text_model_reads`): a 12 MB query is not tokenized whole to keep its first 256 tokens."""
         def token_ends(prefix: str) -> list[int]:
             encoding = self.tokenizer.encode(prefix, add_special_tokens=False)
             return [end for (_, end), real in zip(encoding.offsets, encoding.attention_mask) if real]

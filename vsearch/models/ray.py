@@ -21,31 +21,19 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Self
 
-from vsearch.config import DEFAULT_IMAGE_MODEL, Settings
+from vsearch.config import DEFAULT_IMAGE_MODEL, EngineOptions, Settings
 from vsearch.errors import ModelError, UsageError, VsearchError
+from vsearch.models.base import Purpose, first_line
+from vsearch.models.names import model_name_for
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from vsearch.models import Encoder
+    from vsearch.models.base import Encoder
     from vsearch.schema import VectorField
-
-
-class Engine(str, Enum):
-    local = "local"
-    ray = "ray"
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    address: str | None = None  # None: start Ray in local mode on this machine
-    workers: int = 1
-    gpus_per_worker: float = 0.0
 
 
 class EncoderActor:
@@ -59,7 +47,8 @@ class EncoderActor:
 
             torch.set_num_threads(threads)  # Ray sets one thread per worker; local mode shares the machine's cores
         try:
-            from vsearch.models import load_image_encoder, load_text_encoder
+            from vsearch.models.cnn import load_image_encoder
+            from vsearch.models.sentence import load_text_encoder
 
             self.encoder = load_image_encoder(name, device) if kind == "image" else load_text_encoder(name, device)
         except VsearchError as exc:
@@ -111,7 +100,7 @@ class RayEncoder:
         try:
             parts = ray.get(calls)
         except ray.exceptions.RayError as exc:
-            raise ModelError(f"a Ray worker failed while embedding: {_first_line(exc)}") from exc
+            raise ModelError(f"a Ray worker failed while embedding: {first_line(exc)}") from exc
         for part in parts:
             if isinstance(part, str):
                 raise ModelError(part)
@@ -125,7 +114,7 @@ class RayEngine:
     nothing to embed never asks for an encoder, so it never starts Ray.
     """
 
-    def __init__(self, options: RayOptions, device: str | None = None) -> None:
+    def __init__(self, options: EngineOptions, device: str | None = None) -> None:
         if options.workers < 1:
             raise UsageError("--workers must be at least 1")
         if options.gpus_per_worker < 0:
@@ -141,16 +130,18 @@ class RayEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def encoder(self, vector: VectorField, override: str | None, settings: Settings) -> Encoder:
-        """Same choice of model as `models.encoder_for`; the signature `ingest.run_load` takes."""
-        if vector.embeds == "image":
-            return self.image_encoder(override or vector.model or settings.image_model)
-        return self.text_encoder(override or vector.model or settings.model)
+    local = False  # the models run in Ray workers: no ONNX fast path
 
-    def text_encoder(self, name: str) -> Encoder:
+    def encoder(self, vector: VectorField, override: str | None, settings: Settings,
+                purpose: Purpose = Purpose.BULK) -> Encoder:
+        """The same model as `models.encoder_for` (`names.model_name_for`); every purpose runs in the pool."""
+        name = model_name_for(vector, override, settings)
+        return self.image_encoder(name) if vector.embeds == "image" else self.text_encoder(name)
+
+    def text_encoder(self, name: str, settings: Settings | None = None) -> Encoder:
         return self._pool("text", name)
 
-    def image_encoder(self, name: str) -> Encoder:
+    def image_encoder(self, name: str, settings: Settings | None = None) -> Encoder:
         encoder = self._pool("image", name)
         if "image" not in encoder.modalities:
             raise ModelError(f"model '{name}' cannot embed images: pass a CLIP model or '{DEFAULT_IMAGE_MODEL}'")
@@ -195,7 +186,7 @@ class RayEngine:
         try:
             error, model, dim, modalities = ray.get(actors[0].describe.remote())
         except ray.exceptions.RayError as exc:
-            raise ModelError(f"cannot start a Ray worker for model '{name}': {_first_line(exc)}") from exc
+            raise ModelError(f"cannot start a Ray worker for model '{name}': {first_line(exc)}") from exc
         if error is not None:
             for actor in actors:
                 ray.kill(actor, no_restart=True)
@@ -222,7 +213,7 @@ class RayEngine:
             ray.init(address=self.options.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.options.address or "local mode"
-            raise VsearchError(f"cannot start Ray ({where}): {_first_line(exc)}") from exc
+            raise VsearchError(f"cannot start Ray ({where}): {first_line(exc)}") from exc
         self.started_ray = True
         return ray
 
@@ -235,8 +226,3 @@ def _quiet_driver() -> None:
 
     if hasattr(ray_worker, "_worker_logs_enabled"):
         ray_worker._worker_logs_enabled = False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
