@@ -12,6 +12,7 @@ import redis
 from vsearch.errors import IndexNotFound, StoreError, UsageError
 from vsearch.schema import Algorithm, DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
 from vsearch.stems import STEMS_FIELD
+from vsearch.store.layouts import layout_of
 from vsearch.store.connection import after, decode, translate_errors
 from vsearch.store.keys import NAMESPACE, check_prefix, overlaps, record_key
 
@@ -179,7 +180,7 @@ def create_args(spec: IndexSpec) -> list[str | int | float]:
 
 
 def _field_path(spec: IndexSpec, name: str) -> list[str]:
-    return [f"$.{name}", "AS", name] if spec.storage is Storage.json else [name]
+    return layout_of(spec).field_path(name)
 
 
 def swap_alias(client: redis.Redis, old: IndexSpec, new: IndexSpec) -> None:

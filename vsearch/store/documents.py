@@ -7,37 +7,23 @@ index with TEXT fields has a second one, STEMS_FIELD: the stems its text and hyb
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import orjson
 import redis
 
 from vsearch.errors import StoreError
 from vsearch.schema import DataType, IndexSpec, Storage, VectorField
-from vsearch.stems import STEMS_FIELD, stemmed_text
 from vsearch.store.connection import translate_errors
-from vsearch.store.vectors import bytes_vector, vector_bytes
+from vsearch.store.layouts import FINGERPRINT_FIELD, Document, layout_of
 
 if TYPE_CHECKING:
     import numpy as np
 
-FINGERPRINT_FIELD = "__vsearch_fp"
 FIELDS_DIGEST = "_fields"  # the fingerprint's entry for the document's non-vector fields
 SCAN_COUNT = 1000
 DELETE_BATCH = 1000
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    fields: dict[str, Any]
-    vectors: dict[str, np.ndarray]
-    fingerprint: dict[str, str] = field(default_factory=dict)
-    where: str = ""  # the input record it came from, for messages
-    new: bool = False  # known not to exist yet: nothing older to delete first
 
 
 @dataclass(frozen=True)
@@ -51,25 +37,6 @@ def key_of(spec: IndexSpec, doc_id: str) -> str:
     return spec.prefix + doc_id
 
 
-def _json_body(spec: IndexSpec, doc: Document) -> str:
-    import numpy as np
-
-    body: dict[str, Any] = dict(doc.fields)
-    if spec.stemmed_text:
-        body[STEMS_FIELD] = _stems_of(spec, doc)
-    body.update({name: [float(x) for x in np.asarray(vec, dtype=np.float32)] for name, vec in doc.vectors.items()})
-    if doc.fingerprint:
-        body[FINGERPRINT_FIELD] = doc.fingerprint
-    try:
-        return json.dumps(body, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:  # the ingest checks make this unreachable; keep the guarantee local
-        raise StoreError(f"{doc.where or doc.id}: cannot store as JSON ({exc})") from exc
-
-
-def _stems_of(spec: IndexSpec, doc: Document) -> str:
-    return stemmed_text(doc.fields[name] for name in spec.text_fields if name in doc.fields)
-
-
 def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Document]) -> None:
     """Write a batch in one MULTI/EXEC, each document replacing any older version whole.
 
@@ -78,26 +45,13 @@ def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Do
     cannot promise that: a JSON.SET that fails inside EXEC does not undo the others, so every reply is
     checked and a failure names the documents Redis refused.
     """
-    types = {v.name: v.datatype for v in spec.vectors}
+    layout = layout_of(spec)
     pipe = client.pipeline(transaction=True)
+    owners: list[Document] = []  # the document each queued command writes
     for doc in documents:
-        key = key_of(spec, doc.id)
-        if spec.storage is Storage.json:
-            pipe.execute_command("JSON.SET", key, "$", _json_body(spec, doc))
-        else:
-            mapping: dict[Any, Any] = dict(doc.fields)
-            if spec.stemmed_text:
-                mapping[STEMS_FIELD] = _stems_of(spec, doc)
-            mapping.update({name: vector_bytes(vec, types[name]) for name, vec in doc.vectors.items()})
-            if doc.fingerprint:
-                # orjson: a tenth of the time of json.dumps, which took 4% of a load of given vectors
-                mapping[FINGERPRINT_FIELD] = orjson.dumps(doc.fingerprint, option=orjson.OPT_SORT_KEYS)
-            if not doc.new:
-                pipe.delete(key)  # no field of an older version may survive
-            pipe.hset(key, mapping=mapping)
+        owners += [doc] * layout.write(pipe, spec, key_of(spec, doc.id), doc)
     with translate_errors(f"cannot write to index '{spec.name}'"):
         replies = pipe.execute(raise_on_error=False)
-    owners = [doc for doc in documents for _ in range(1 if spec.storage is Storage.json or doc.new else 2)]
     failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
     if failed:
         names = sorted({owners[i].where or owners[i].id for i in failed})
@@ -128,69 +82,37 @@ def read_states(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> lis
     One pipelined command a document; only those without a fingerprint get a second look (EXISTS), to tell a
     new document from one written by something else.
     """
+    layout = layout_of(spec)
     pipe = client.pipeline(transaction=False)
     for doc_id in ids:
-        key = key_of(spec, doc_id)
-        if spec.storage is Storage.json:
-            pipe.execute_command("JSON.GET", key, f"$.{FINGERPRINT_FIELD}")
-        else:
-            pipe.hget(key, FINGERPRINT_FIELD)
+        layout.get_fingerprint(pipe, key_of(spec, doc_id))
     with translate_errors(f"cannot read documents of index '{spec.name}'"):
-        replies = pipe.execute(raise_on_error=False)
-        unknown = [i for i, raw in enumerate(replies) if not _has_fingerprint(spec, raw)]
+        fingerprints = [layout.fingerprint(raw) for raw in pipe.execute(raise_on_error=False)]
+        unknown = [i for i, fingerprint in enumerate(fingerprints) if fingerprint is None]
         exists = client.pipeline(transaction=False)
         for i in unknown:
             exists.exists(key_of(spec, ids[i]))
         found = dict(zip(unknown, exists.execute() if unknown else []))
-    return [None if found.get(i, 1) == 0 else StoredState(_parse_fingerprint(spec, raw)) for i, raw in enumerate(replies)]
-
-
-def _has_fingerprint(spec: IndexSpec, raw: Any) -> bool:
-    if raw is None or isinstance(raw, Exception):
-        return False
-    return spec.storage is not Storage.json or raw not in (b"[]", "[]")
-
-
-def _parse_fingerprint(spec: IndexSpec, raw: Any) -> dict[str, str]:
-    if raw is None or isinstance(raw, Exception):
-        return {}
-    try:
-        value = json.loads(raw)
-        if spec.storage is Storage.json:
-            value = value[0] if value else {}
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-    except (ValueError, TypeError, AttributeError):
-        return {}  # written by something else: treat as unknown, so it is re-embedded
+    return [None if found.get(i, 1) == 0 else StoredState(fingerprint or {}) for i, fingerprint in enumerate(fingerprints)]
 
 
 def read_vectors(client: redis.Redis, spec: IndexSpec, ids: Sequence[str],
                  vectors: Sequence[VectorField]) -> list[dict[str, np.ndarray]]:
     """The stored vectors of each id (missing ones left out), to rewrite a document without re-embedding it."""
+    layout = layout_of(spec)
     pipe = client.pipeline(transaction=False)
     for doc_id in ids:
-        key = key_of(spec, doc_id)
         for vector in vectors:
-            if spec.storage is Storage.json:
-                pipe.execute_command("JSON.GET", key, f"$.{vector.name}")
-            else:
-                pipe.hget(key, vector.name)
+            layout.get_vector(pipe, key_of(spec, doc_id), vector)
     with translate_errors(f"cannot read documents of index '{spec.name}'"):
         replies = iter(pipe.execute(raise_on_error=False))
     out: list[dict[str, np.ndarray]] = []
     for _ in ids:
         found: dict[str, np.ndarray] = {}
         for vector in vectors:
-            raw = next(replies)
-            if raw is None or isinstance(raw, Exception):
-                continue
-            if spec.storage is Storage.json:
-                values = json.loads(raw)
-                if values:
-                    import numpy as np
-
-                    found[vector.name] = np.asarray(values[0], dtype=np.float32)
-            else:
-                found[vector.name] = bytes_vector(cast(bytes, raw), vector.datatype)
+            value = layout.vector(next(replies), vector)
+            if value is not None:
+                found[vector.name] = value
         out.append(found)
     return out
 
@@ -270,6 +192,9 @@ def copy_documents(client: redis.Redis, source: IndexSpec, target: IndexSpec, id
     otherwise keep stems that lack it, and text mode would not find its words). Returns how many were copied."""
     conversions = {v.name: (old.datatype, v.datatype) for v in target.vectors
                    for old in source.vectors if old.name == v.name and old.datatype is not v.datatype}
+    if source.storage is not target.storage:
+        raise StoreError("documents cannot be copied between HASH and JSON storage")
+    reader = layout_of(source)
     copied = 0
     batch: list[str] = []
 
@@ -277,36 +202,14 @@ def copy_documents(client: redis.Redis, source: IndexSpec, target: IndexSpec, id
         nonlocal copied
         read = client.pipeline(transaction=False)
         for doc_id in batch:
-            if source.storage is Storage.json:
-                read.execute_command("JSON.GET", key_of(source, doc_id), "$")
-            else:
-                read.hgetall(key_of(source, doc_id))
+            reader.get_all(read, key_of(source, doc_id))
         with translate_errors(f"cannot read documents of index '{source.name}'"):
             bodies = read.execute()
         write = client.pipeline(transaction=True)
         for doc_id, body in zip(batch, bodies):
             if not body:
                 continue  # deleted meanwhile
-            key = key_of(target, doc_id)
-            if source.storage is Storage.json:
-                document = json.loads(body)[0]
-                document.pop(STEMS_FIELD, None)
-                if target.stemmed_text:
-                    document[STEMS_FIELD] = stemmed_text(document[n] for n in target.text_fields if n in document)
-                write.execute_command("JSON.SET", key, "$", json.dumps(document, ensure_ascii=False))
-            else:
-                mapping = cast(dict[bytes, bytes], body)
-                for name, (before, after) in conversions.items():
-                    raw = mapping.get(name.encode())
-                    if raw is not None:
-                        mapping[name.encode()] = vector_bytes(bytes_vector(raw, before), after)
-                mapping.pop(STEMS_FIELD.encode(), None)
-                if target.stemmed_text:
-                    texts = (mapping[n.encode()].decode("utf-8", "replace")
-                             for n in target.text_fields if n.encode() in mapping)
-                    mapping[STEMS_FIELD.encode()] = stemmed_text(texts).encode()
-                write.delete(key)
-                write.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            reader.copy(write, body, key_of(target, doc_id), target, conversions)
             copied += 1
         with translate_errors(f"cannot write to the new generation of '{target.name}'"):
             write.execute()

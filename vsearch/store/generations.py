@@ -15,11 +15,11 @@ import redis
 
 from vsearch.errors import StoreError, UsageError
 from vsearch.schema import IndexSpec
-from vsearch.store.definitions import (create_index, drop_physical, drop_stale_generations, get_spec, index_exists,
+from vsearch.store.definitions import (create_index, drop_physical, drop_stale_generations, index_exists,
                                        index_stats, prefixes_in_use, swap_alias)
-from vsearch.store.documents import check_persisted, copy_documents, delete_prefix, scan_ids
+from vsearch.store.documents import check_persisted, delete_prefix
 from vsearch.store.keys import check_prefix, default_prefix, generation_prefix
-from vsearch.store.lock import Lease, index_lock
+from vsearch.store.lock import Lease
 
 INDEXING_WAIT_S = 600.0
 
@@ -75,35 +75,3 @@ def go_live(client: redis.Redis, live: IndexSpec, new: IndexSpec, expected: int,
     lease.check()
     swap_alias(client, live, new)
     drop_physical(client, live, delete_documents=True)
-
-
-def replace_schema(client: redis.Redis, spec: IndexSpec, explicit_prefix: bool) -> tuple[IndexSpec, int]:
-    """`create-index NAME --replace`: the live documents, copied under the new schema, take over NAME."""
-    with index_lock(client, spec.name) as lease:
-        live = get_spec(client, spec.name)
-        _check_vectors_compatible(live, spec)
-        wanted = spec if explicit_prefix else replace(spec, prefix=live.prefix)
-        new = next_generation(client, live, wanted)
-        try:
-            copied = copy_documents(client, live, new, scan_ids(client, live))
-            go_live(client, live, new, copied, lease)
-        except BaseException:
-            abandon(client, new)
-            raise
-    return new, copied
-
-
-def _check_vectors_compatible(live: IndexSpec, spec: IndexSpec) -> None:
-    """Stored vectors can move to the new schema only if they mean the same there."""
-    old = {v.name: v for v in live.vectors}
-    for vector in spec.vectors:
-        before = old.get(vector.name)
-        if before is None:
-            raise UsageError(f"--replace cannot add vector field {vector.name}: the documents have no such vectors; "
-                             f"create the new schema, then `vsearch load {spec.name} FILE --rebuild`")
-        if (before.dim, before.embeds) != (vector.dim, vector.embeds) or (before.model and vector.model and before.model != vector.model):
-            raise UsageError(f"--replace cannot change {vector.name} from {before.dim}-d {before.model or 'unknown model'} "
-                             f"to {vector.dim}-d {vector.model}: its vectors must be made again with "
-                             f"`vsearch load {spec.name} FILE --rebuild --model ...`")
-    if live.storage is not spec.storage:
-        raise UsageError("--replace cannot change the storage type (hash/json); create a new index and load it")

@@ -13,10 +13,10 @@ import redis
 
 from vsearch.errors import UsageError
 from vsearch.filters import guard_filter, text_query
-from vsearch.schema import IndexSpec, Metric, Storage, VectorField
+from vsearch.schema import IndexSpec, Metric, VectorField
 from vsearch.stems import STEMS_FIELD, stem_query
 from vsearch.store.connection import translate_errors
-from vsearch.store.documents import FINGERPRINT_FIELD
+from vsearch.store.layouts import FINGERPRINT_FIELD, layout_of
 from vsearch.store.keys import record_key
 from vsearch.store.vectors import QueryVector, dimensions, query_blob
 
@@ -109,8 +109,7 @@ def search_command(spec: IndexSpec, request: VectorSearch, vector: QueryVector) 
     returns: list[Any] = []
     if request.return_fields is not None:
         names = [*request.return_fields, DISTANCE]
-        paths = [(f"$.{f}", "AS", f) if spec.storage is Storage.json else (f,) for f in names]
-        returns = ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
+        returns = _returns(spec, names)
     # From the first hit even when paging: the excluded document may sit anywhere before the page.
     return ["FT.SEARCH", spec.name, query_string(request), "PARAMS", len(params), *params, *returns,
             *in_keys(spec, request.only_ids), "SORTBY", DISTANCE, "ASC", "LIMIT", 0, request.fetched, "DIALECT", 2]
@@ -148,29 +147,6 @@ def _hits(client: redis.Redis, spec: IndexSpec, request: VectorSearch, reply: li
     return [Hit(request.offset + i + 1, doc_id, value, fields) for i, (doc_id, value, fields) in enumerate(page)]
 
 
-def range_radius(metric: Metric, min_score: float | None = None, max_distance: float | None = None) -> float:
-    """The RediSearch radius of a range query, from a threshold in vsearch's score convention.
-
-    Checked on the server: COSINE and IP distances are 1 - score, and an L2 radius is in squared units,
-    like L2 distances. RediSearch refuses a negative radius, so a score no match could reach is an error.
-    """
-    if metric is Metric.l2:
-        if max_distance is None or min_score is not None:
-            raise UsageError("an L2 index is searched by distance: use --max-distance D, not --min-score")
-        if not math.isfinite(max_distance) or max_distance < 0:
-            raise UsageError(f"--max-distance must be a finite number >= 0, not {max_distance}")
-        return max_distance * max_distance
-    if min_score is None or max_distance is not None:
-        raise UsageError(f"a {metric.value.upper()} index is searched by score: use --min-score S, not --max-distance")
-    if not math.isfinite(min_score):
-        raise UsageError(f"--min-score must be a finite number, not {min_score}")
-    if min_score > 1.0:
-        why = ("a cosine similarity is at most 1" if metric is Metric.cosine
-               else "RediSearch's range queries on IP indexes reach inner products up to 1 (no negative radius)")
-        raise UsageError(f"--min-score {min_score} is above 1: {why}")
-    return 1.0 - min_score
-
-
 # Okapi BM25 as the literature defines it (RediSearch's older BM25 is not normalised). VERBATIM: the query holds
 # stems vsearch made (vsearch.stems), or, on an index without the stems field, the words as written: without it
 # RediSearch also matches each word's stem and adds both scores, so a document holding the exact word counts it
@@ -197,8 +173,7 @@ def text_search(
     if return_fields == []:
         returns = ["NOCONTENT"]  # ids and scores only (RETURN 0 would do the same, with a different reply)
     elif return_fields is not None:
-        paths = [(f"$.{f}", "AS", f) if spec.storage is Storage.json else (f,) for f in return_fields]
-        returns = ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
+        returns = _returns(spec, return_fields)
     with translate_errors(f"full-text query on index '{spec.name}' failed"):
         reply = client.execute_command(
             "FT.SEARCH", spec.name, query, "WITHSCORES", *TEXT_RANKING, *returns, *in_keys(spec, only_ids),
@@ -245,22 +220,12 @@ def _current_prefix(client: redis.Redis, spec: IndexSpec, keys: list[bytes]) -> 
 
 def _document_fields(spec: IndexSpec, raw: list[bytes], vector_names: set[str]) -> dict[str, Any]:
     pairs = dict(zip((k.decode() for k in raw[::2]), raw[1::2]))
-    fields: dict[str, Any] = {}
-    hidden = vector_names | HIDDEN
-    if spec.storage is Storage.json and "$" in pairs:
-        fields = {k: v for k, v in json.loads(pairs.pop("$")).items() if k not in hidden}
-    for name, value in pairs.items():
-        if name in vector_names or name in STORED_HIDDEN:
-            continue
-        text = value.decode("utf-8", errors="replace")
-        if spec.storage is Storage.json and name != DISTANCE:
-            try:
-                fields[name] = json.loads(text)  # RETURN of a JSON path gives the JSON value
-                continue
-            except ValueError:
-                pass
-        fields[name] = text
-    return fields
+    return layout_of(spec).hit_fields(pairs, vector_names | HIDDEN, vector_names | STORED_HIDDEN, DISTANCE)
+
+
+def _returns(spec: IndexSpec, names: Sequence[str]) -> list[Any]:
+    paths = [layout_of(spec).field_path(name) for name in names]
+    return ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
 
 
 def score(metric: Metric, distance: float) -> float:
@@ -274,6 +239,5 @@ def text_fields(spec: IndexSpec) -> list[str]:
     """The index's TEXT fields, which full-text search reads; a UsageError when it has none."""
     fields = spec.text_fields
     if not fields:
-        raise UsageError(f"index '{spec.name}' has no TEXT field to search: recreate it with --text FIELD "
-                         "(e.g. `vsearch create-index NAME --text title --replace`), or use --mode vector")
+        raise UsageError(f"index '{spec.name}' has no TEXT field to search")  # query.plan words it for the CLI
     return fields
