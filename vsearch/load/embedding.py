@@ -1,0 +1,122 @@
+"""The embedding step of a load: only the candidates that need a vector, on the backend that suits the run.
+
+Encoders load on first use, so a reload with nothing new to embed never loads a model. A record whose image
+cannot be read is rejected here; the rest of its batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from vsearch.config import Settings
+from vsearch.errors import InputError, UsageError, VsearchError
+from vsearch.load.diff import Candidate
+from vsearch.load.plan import dimension_message
+from vsearch.models import Encoder, EncoderSource, Purpose, needs_query_export, open_images, prepare_query_encoder
+from vsearch.schema import IndexSpec, VectorField
+
+ALIKE_TRACKED = 100_000  # image vectors compared for identical ones; past that memory matters more
+
+
+class Embedder:
+    """The model step of one run (~100 lines: the encoders it has loaded and the identical-image count are state
+    that lives as long as the run)."""
+
+    def __init__(self, target: IndexSpec, settings: Settings, source: EncoderSource,
+                 model_for: Callable[[VectorField], str], override_for: Callable[[VectorField], str | None],
+                 reject: Callable[..., None], warn: Callable[[str], None], dry_run: bool = False) -> None:
+        self.target, self.settings, self.source = target, settings, source
+        self.model_for, self.override_for = model_for, override_for
+        self.reject, self.warn, self.dry_run = reject, warn, dry_run
+        self.encoders: dict[str, Encoder] = {}
+        self.incremental: bool | None = None  # set by the run from its first batch that needs a model
+        self.vectors_seen: dict[bytes, tuple[str, str]] = {}  # an image vector's digest -> (its file's, its id)
+        self.alike = 0
+        self.alike_example: tuple[str, str] | None = None
+
+    def embed(self, candidates: Sequence[Candidate]) -> None:
+        """Compute the missing vectors; a record whose image cannot be read is rejected, the rest go on."""
+        for vector in self.target.vectors:
+            wanting = [c for c in candidates if vector.name in c.missing and not c.rejected]
+            for c in wanting:
+                c.embedded = True
+            given = [c for c in wanting if isinstance(c.contents[vector.name], np.ndarray)]
+            for c in given:
+                c.vectors[vector.name] = c.contents[vector.name]
+            wanting = [c for c in wanting if not isinstance(c.contents[vector.name], np.ndarray)]
+            for c in wanting:
+                c.modelled = True
+            if not wanting or self.dry_run:
+                for c in wanting:
+                    c.vectors[vector.name] = np.zeros(vector.dim, dtype=np.float32)  # never written
+                continue
+            encoder = self.encoder(vector)
+            if vector.embeds == "image":
+                self._embed_images(encoder, vector, wanting)
+            else:
+                for c, vec in zip(wanting, encoder.encode_texts([c.contents[vector.name] for c in wanting])):
+                    c.vectors[vector.name] = vec
+
+    def _embed_images(self, encoder: Encoder, vector: VectorField, wanting: list[Candidate]) -> None:
+        images, kept = [], []
+        for c, image in zip(wanting, open_images([c.contents[vector.name] for c in wanting])):
+            if isinstance(image, InputError):
+                c.rejected = True
+                self.reject(c.record, str(image))
+            else:
+                images.append(image)
+                kept.append(c)
+        if kept:
+            for c, vec in zip(kept, encoder.encode_images(images)):
+                c.vectors[vector.name] = vec
+                self._note_alike(c, vector.name, vec)
+
+    def encoder(self, vector: VectorField) -> Encoder:
+        if vector.name not in self.encoders:
+            # A few texts: the torch-free ONNX export (where made) starts in ~0.1 s against ~5 s for torch, which
+            # would dominate a nightly reload; a bulk load keeps sentence-transformers, faster for big batches.
+            purpose = Purpose.FEW if self.incremental else Purpose.BULK
+            encoder = self.source.encoder(vector, self.override_for(vector), self.settings, purpose)
+            if encoder.dim != vector.dim:
+                raise UsageError(dimension_message(self.target, vector, encoder.name, encoder.dim))
+            self.encoders[vector.name] = encoder
+        return self.encoders[vector.name]
+
+    def _note_alike(self, candidate: Candidate, name: str, vec: np.ndarray) -> None:
+        """Count images of different files that embed identically: blank or transparent ones look alike to the
+        model, and a folder of them would answer every query with all of them."""
+        if len(self.vectors_seen) >= ALIKE_TRACKED:
+            return
+        key = hashlib.blake2b(np.asarray(vec, dtype="<f4").tobytes(), digest_size=16).digest()
+        first = self.vectors_seen.setdefault(key, (candidate.fingerprint[name], candidate.id))
+        if first[0] != candidate.fingerprint[name]:
+            self.alike += 1
+            self.alike_example = self.alike_example or (first[1], candidate.id)
+
+    def warn_alike(self) -> None:
+        if self.alike:
+            a, b = self.alike_example or ("", "")
+            self.warn(f"{self.alike} image(s) embedded exactly like another, different file (e.g. {a!r} and {b!r}): "
+                      "blank, one-colour or transparent images all look alike to the image model")
+
+    def prepare_query_model(self) -> None:
+        """After a load that embedded texts in this process, export the text model for queries if it is not yet:
+        the first text query would otherwise spend ~20 s on it, in the middle of the user's query (measured 23 s)."""
+        if self.dry_run or not self.source.local:
+            return
+        for vector in self.target.vectors:
+            if vector.embeds != "text" or vector.name not in self.encoders:
+                continue
+            name = self.model_for(vector)
+            # A model the export cannot reproduce (CLIP) answers queries through torch, as before.
+            if not needs_query_export(name, self.settings.home):
+                continue
+            self.warn(f"preparing the fast query model for '{name}' (once, ~20 s), so that text queries start in "
+                      "under a second")
+            try:
+                prepare_query_encoder(name, self.settings.home)
+            except VsearchError as exc:  # not exportable: queries use sentence-transformers, only slower to start
+                self.warn(f"no fast query model: {exc}")
