@@ -19,10 +19,9 @@ from vsearch.errors import UsageError
 
 if TYPE_CHECKING:  # the CLI imports the enums at start-up: keep redis and numpy out of that
     import numpy as np
-    import redis
 
     from vsearch.schema import IndexSpec, VectorField
-    from vsearch.store import Hit
+    from vsearch.store import Client, Hit
 
 
 class Mode(str, Enum):
@@ -137,7 +136,7 @@ def fuse(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], k: int, params: F
     return [Hit(rank, doc, round(score, 6), fields[doc]) for rank, (doc, score) in enumerate(ranked[:k], start=1)]
 
 
-def candidates(client: redis.Redis, spec: IndexSpec, field: VectorField, vector: np.ndarray, text: str,
+def candidates(client: Client, spec: IndexSpec, field: VectorField, vector: np.ndarray, text: str,
                params: FusionParams, filter_expression: str | None = None, ef_runtime: int | None = None,
                return_fields: list[str] | None = None) -> tuple[list[Hit], list[Hit]]:
     """The KNN and BM25 candidates of a hybrid query (`params.window` each, the same filter on both).
@@ -176,7 +175,7 @@ def candidates(client: redis.Redis, spec: IndexSpec, field: VectorField, vector:
     return vector_hits, text_hits
 
 
-def hybrid_search(client: redis.Redis, spec: IndexSpec, field: VectorField, vector: np.ndarray, text: str, k: int,
+def hybrid_search(client: Client, spec: IndexSpec, field: VectorField, vector: np.ndarray, text: str, k: int,
                   filter_expression: str | None, params: FusionParams, ef_runtime: int | None = None,
                   return_fields: list[str] | None = None) -> list[Hit]:
     """KNN and BM25 candidates (`params.window` each, the same filter on both, each side completed), fused."""
