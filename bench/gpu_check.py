@@ -63,7 +63,9 @@ def main() -> int:
     args = parser.parse_args()
     import torch
 
-    from vsearch.models import CNN_BATCH, DECODE_THREADS, load_image_encoder, load_text_encoder, open_images
+    from vsearch.models import load_image_encoder, load_text_encoder, open_images
+    from vsearch.models.cnn import CNN_BATCH
+    from vsearch.models.images import DECODE_THREADS
 
     if not torch.cuda.is_available():
         print("no CUDA GPU here: nothing checked (run this on a machine with one)")

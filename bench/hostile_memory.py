@@ -40,7 +40,7 @@ load_image_encoder()
 """,
     "six 9000x9000 PNGs": """
 import glob
-from vsearch.embed import Item, encode_items
+from vsearch.encode import Item, encode_items
 from vsearch.models import load_image_encoder
 items = [Item(p, p) for p in sorted(glob.glob(DATA + "/big*.png"))]
 for ids, vectors in encode_items(items, load_image_encoder(), True, 64, chunk=64 * 16):

@@ -79,9 +79,11 @@ def measure(client: Any, spec: Any, settings: Any, folder: Path, train_limit: in
             say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """nDCG@10 and recall@100 of every mode on train and test, fusion tuned on train (the first train_limit
     claims, if given); each claim's candidates come from `run_query` (--mode vector, --mode text)."""
-    from vsearch import hybrid
-    from vsearch.hybrid import Fusion, FusionParams, Mode
-    from vsearch.query import QueryRequest, _query_vector, run_query
+    from vsearch.query import hybrid
+    from vsearch.query.hybrid import Fusion, FusionParams, Mode
+    from vsearch.query.request import QueryRequest
+    from vsearch.query.run import run_query
+    from vsearch.query.vectors import query_vector as _query_vector
 
     claims = read_claims(folder)
     splits = {split: qrels_of(folder, split) for split in ("train", "test")}
@@ -157,7 +159,7 @@ def measure(client: Any, spec: Any, settings: Any, folder: Path, train_limit: in
 def cost(ask: Callable[..., list[Any]], claims: dict[str, str]) -> dict[str, dict[str, float]]:
     """Milliseconds a query through `run_query` (k=10, default parameters) in each mode, the modes taking turns
     claim by claim so that machine noise hits them alike; every claim's embedding is in the query cache by now."""
-    from vsearch.hybrid import Fusion, FusionParams, Mode
+    from vsearch.query.hybrid import Fusion, FusionParams, Mode
 
     modes = {"vector": (Mode.vector, FusionParams()), "text": (Mode.text, FusionParams()),
              "hybrid linear": (Mode.hybrid, FusionParams(Fusion.linear)),
@@ -190,8 +192,9 @@ def main() -> None:
     load_seconds = ensure_loaded(args.data)
 
     from vsearch import config, store
-    from vsearch.hybrid import Fusion, FusionParams, Mode
-    from vsearch.query import QueryRequest, run_query
+    from vsearch.query.hybrid import Fusion, FusionParams, Mode
+    from vsearch.query.request import QueryRequest
+    from vsearch.query.run import run_query
 
     settings = config.resolve()
     client = store.connect(settings)

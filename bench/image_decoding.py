@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vsearch import models  # noqa: E402
+from vsearch.models import images as models  # noqa: E402
 
 
 def speed(paths: list[Path], threads: int) -> float:

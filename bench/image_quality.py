@@ -30,7 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vsearch.models import CNN_IMAGE_MODELS, IMAGENET_MEAN, IMAGENET_STD, load_image_encoder, open_image, pool_features  # noqa: E402
+from vsearch.models import CNN_IMAGE_MODELS, load_image_encoder, open_image  # noqa: E402
+from vsearch.models.cnn import IMAGENET_MEAN, IMAGENET_STD, pool_features  # noqa: E402
 
 
 def catalogue(folder: Path, column_name: str = "articleType") -> tuple[list[Path], list[str]]:

@@ -41,8 +41,9 @@ def main() -> None:
         for variable in ("REDIS_URL", "VSEARCH_REDIS_URL"):
             os.environ.pop(variable, None)
         from vsearch import config, server, store
-        from vsearch.hybrid import Mode
-        from vsearch.query import QueryRequest, run_query
+        from vsearch.query.hybrid import Mode
+        from vsearch.query.request import QueryRequest
+        from vsearch.query.run import run_query
 
         vsearch = [sys.executable, "-m", "vsearch"]
         try:

@@ -61,7 +61,7 @@ vector = model.encode([sys.argv[3]])[0].astype("float32")
 ONNX = """
 import os, sys, redis
 from pathlib import Path
-from vsearch.onnx_text import OnnxTextEncoder, export_path
+from vsearch.models.onnx import OnnxTextEncoder, export_path
 threads = int(sys.argv[4]) or None
 encoder = OnnxTextEncoder(export_path(Path(os.environ["VSEARCH_HOME"]), "all-MiniLM-L6-v2"), threads=threads)
 vector = encoder.encode_texts([sys.argv[3]])[0]
@@ -76,7 +76,7 @@ if sys.argv[1] == "torch":
 else:
     import os
     from pathlib import Path
-    from vsearch.onnx_text import OnnxTextEncoder, export_path
+    from vsearch.models.onnx import OnnxTextEncoder, export_path
     encoder = OnnxTextEncoder(export_path(Path(os.environ["VSEARCH_HOME"]), "all-MiniLM-L6-v2"),
                               threads=int(sys.argv[1].removeprefix("onnx")))
 encoder.encode_texts(texts[:64])  # warm-up: first-run allocations are not throughput
@@ -158,7 +158,7 @@ def rows(socket: Path, index: str) -> dict[str, Callable[[int], list[str]]]:
 
 def latency(home: Path, names: dict[str, str], rounds: int) -> None:
     from vsearch import server
-    from vsearch.onnx_text import export, export_path
+    from vsearch.models.onnx import export, export_path
 
     export(MODEL, export_path(home, MODEL))
     socket = server.ServerPaths(home).socket
@@ -235,7 +235,7 @@ def main() -> None:
     if not args.no_latency:
         latency(home, build(home, args.algorithms), args.rounds)
     if not args.no_bulk and SCIFACT.exists():
-        from vsearch.onnx_text import export, export_path
+        from vsearch.models.onnx import export, export_path
 
         export(MODEL, export_path(home, MODEL))
         bulk(home, args.bulk_texts)

@@ -67,8 +67,9 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     from vsearch import config, store
-    from vsearch.hybrid import Mode
-    from vsearch.query import QueryRequest, run_query
+    from vsearch.query.hybrid import Mode
+    from vsearch.query.request import QueryRequest
+    from vsearch.query.run import run_query
 
     settings = config.resolve()
     client = store.connect(settings)

@@ -6,7 +6,7 @@ import math
 import os
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -15,9 +15,9 @@ from typer.core import TyperCommand, TyperGroup
 
 from vsearch import config, server
 from vsearch.errors import UsageError, VsearchError
-from vsearch.hybrid import DEFAULT_ALPHA, DEFAULT_RRF_K, DEFAULT_WINDOW, Fusion, Mode
+from vsearch.config import Engine, EngineOptions
+from vsearch.query.hybrid import DEFAULT_ALPHA, DEFAULT_RRF_K, DEFAULT_WINDOW, Fusion, Mode
 from vsearch.output import OutputFormat, VectorFormat, default_format, render
-from vsearch.ray_engine import Engine
 from vsearch.records import STDIN, Format, is_unicode
 from vsearch.schema import Algorithm, DataType, Metric, Storage
 
@@ -178,18 +178,10 @@ def _note(message: str) -> None:
     typer.echo(message, err=True)
 
 
-@contextmanager
-def _ray_engine(engine: Engine, address: str | None, workers: int, gpus: float, device: str | None) -> Iterator[Any]:
-    """A RayEngine for --engine ray (closed at the end of the command), else None."""
-    if engine is Engine.local:
-        if address is not None or workers != 1 or gpus:
-            raise UsageError("--ray-address, --workers and --gpus-per-worker need --engine ray")
-        yield None
-        return
-    from vsearch.ray_engine import RayEngine, RayOptions
-
-    with RayEngine(RayOptions(address, workers, gpus), device) as ray_engine:
-        yield ray_engine
+def _engine(engine: Engine, address: str | None, workers: int, gpus: float) -> EngineOptions:
+    if engine is Engine.local and (address is not None or workers != 1 or gpus):
+        raise UsageError("--ray-address, --workers and --gpus-per-worker need --engine ray")
+    return EngineOptions(engine, address, workers, gpus)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -211,9 +203,8 @@ def similarity(
 
     Example: vsearch similarity "That is a happy person" "That is a very happy person" "Today is a sunny day"
     """
-    from vsearch.models import few_texts_encoder
     from vsearch.records import read_lines
-    from vsearch.similarity import rank
+    from vsearch.similarity import compare
 
     texts = list(candidates or [])
     if file is not None:
@@ -222,7 +213,7 @@ def similarity(
     if not texts:
         raise UsageError("give candidates as arguments or with --file PATH (- for stdin)")
     settings = _settings(model=model, device=device)
-    ranked = rank(few_texts_encoder(settings.model, settings), query, texts, metric, top)
+    ranked = compare(settings, query, texts, metric, top)
     rows = [{"rank": r.rank, "text": r.text, "score": r.score} for r in ranked]
     render(rows, _out_format(fmt), title=f"{metric.value} similarity to: {query}")
 
@@ -251,30 +242,20 @@ def encode(
 
     Example: vsearch encode sample_data/sentences.txt > vectors.jsonl
     """
-    from vsearch import embed
-    from vsearch.models import load_image_encoder, load_text_encoder
+    from vsearch import encode as use_case
 
     paths = list(inputs or [STDIN])
     for path in paths:
         _check_stdin(path)
     settings = _settings(model=model, image_model=image_model, device=device)
-    job = embed.plan_inputs(paths, image, input_format, field, id_field)
-    fmt = vector_format or embed.format_for(output)
-    with _ray_engine(engine, ray_address, workers, gpus_per_worker, settings.device) as ray_engine:
-        if ray_engine is not None:
-            encoder = (ray_engine.image_encoder(settings.image_model) if job.images
-                       else ray_engine.text_encoder(settings.model))
-        else:
-            encoder = (load_image_encoder(settings.image_model, settings.device) if job.images
-                       else load_text_encoder(settings.model, settings.device))
-        # A matrix holds no ids: they go beside it, one a row, so that `load --vectors` can take both back.
-        ids_file = embed.ids_path(output) if output and fmt is not VectorFormat.jsonl else None
-        with (_progress("encoding", job.count) as advance, embed.open_output(output) as out,
-              embed.open_output(ids_file) if ids_file else nullcontext() as ids_out):
-            rows, dim = embed.write_vectors(job, encoder, out, fmt, batch_size, advance, ids_out)
+    engine_options = _engine(engine, ray_address, workers, gpus_per_worker)
+    job = use_case.plan_inputs(paths, image, input_format, field, id_field)
+    fmt = vector_format or use_case.format_for(output)
+    with _progress("encoding", job.count) as advance:
+        done = use_case.run_encode(settings, job, output, fmt, batch_size, engine_options, advance)
     if output:
-        ids_note = f", their ids to {ids_file}" if ids_file else ""
-        _note(f"wrote {rows} vectors of {dim} dimensions to {output}{ids_note}")
+        ids_note = f", their ids to {done.ids_file}" if done.ids_file else ""
+        _note(f"wrote {done.rows} vectors of {done.dim} dimensions to {output}{ids_note}")
 
 
 @app.command("create-index", cls=CheckedCommand)
@@ -309,7 +290,7 @@ def create_index(
 
     Example: vsearch create-index products --tag gender --tag articleType --text productDisplayName --image
     """
-    from vsearch import indexes, store
+    from vsearch import indexes
 
     settings = _settings(redis_url=redis_url, model=model, image_model=image_model)
     fields = indexes.FieldOptions(tag=tag or [], text=text or [], numeric=numeric or [], geo=geo or [])
@@ -317,14 +298,11 @@ def create_index(
               "ef_runtime": ef_runtime, "epsilon": epsilon}
     vectors = indexes.VectorOptions(algorithm, metric, datatype, params, not no_text, dim, image, image_dim)
     spec = indexes.build_spec(name, settings, fields, vectors, storage, prefix, schema_file)
-    client = store.connect(settings)
     if replace_live:
-        from vsearch.rebuild import replace_schema
-
-        spec, copied = replace_schema(client, spec, explicit_prefix=prefix is not None or schema_file is not None)
+        spec, copied = indexes.replace_schema(settings, spec, explicit_prefix=prefix is not None or schema_file is not None)
         _note(f"replaced index '{spec.name}': {copied} documents copied into the new schema")
         return
-    spec = store.create_index(client, spec)
+    spec = indexes.create(settings, spec)
     _note(f"created index '{spec.name}' on {spec.storage.value} keys '{spec.prefix}*': "
           + ", ".join(f"{v.name} {v.algorithm.value.upper()} {v.metric.value.upper()} {v.dim}-d ({v.model})" for v in spec.vectors))
 
@@ -339,9 +317,9 @@ def drop_index(
 
     Example: vsearch drop-index products --delete-documents
     """
-    from vsearch import indexes, store
+    from vsearch import indexes
 
-    indexes.drop(store.connect(_settings(redis_url=redis_url)), name, delete_documents)
+    indexes.drop(_settings(redis_url=redis_url), name, delete_documents)
     _note(f"dropped index '{name}'" + (" and its documents" if delete_documents else ""))
 
 
@@ -354,9 +332,9 @@ def list_indexes(
 
     Example: vsearch list
     """
-    from vsearch import indexes, store
+    from vsearch import indexes
 
-    rows = indexes.list_indexes(store.connect(_settings(redis_url=redis_url)))
+    rows = indexes.list_indexes(_settings(redis_url=redis_url))
     render(rows, _out_format(fmt), title="indexes")
     if not rows:
         _note("no indexes yet: make one with `vsearch create-index NAME`")
@@ -373,13 +351,9 @@ def info(
     """
     import json
 
-    from vsearch import store
-    from vsearch.store.sizing import index_memory
+    from vsearch import indexes
 
-    client = store.connect(_settings(redis_url=redis_url))
-    spec = store.get_spec(client, name)
-    memory = index_memory(client, spec)
-    typer.echo(json.dumps({**spec.to_dict(), "documents": memory.documents, "memory": memory.to_dict()}, indent=2))
+    typer.echo(json.dumps(indexes.info(_settings(redis_url=redis_url), name), indent=2))
 
 
 @app.command(cls=CheckedCommand)
@@ -421,14 +395,10 @@ def load(
 
     Example: vsearch load products sample_data/products.csv --text-field productDisplayName --image-field image
     """
-    from vsearch import store
-    from vsearch.ingest import LoadRequest, run_load
-    from vsearch.models import encoder_for
-    from vsearch.records import is_image_source
+    from vsearch.load.request import LoadRequest
+    from vsearch.load.run import run_load
 
     _check_stdin(source)
-    if image_field is None and not text_field and not vector_column and not vectors and is_image_source(source):
-        image_field, id_field = "image", "id"
     settings = _settings(redis_url=redis_url, model=model, image_model=image_model, device=device)
     request = LoadRequest(
         name=name, source=source, input_format=input_format, id_field=id_field, text_fields=tuple(text_field or ()),
@@ -436,12 +406,11 @@ def load(
         batch_size=batch_size,
         prune=prune, prune_limit=prune_limit / 100, force=force, dry_run=dry_run, strict=strict, rejects=rejects,
         report=report_file,
-        rebuild=rebuild, wait_s=wait, model=model, image_model=image_model)
+        rebuild=rebuild, wait_s=wait, model=model, image_model=image_model,
+        engine=_engine(engine, ray_address, workers, gpus_per_worker))
     warn = (lambda message: None) if quiet else (lambda message: _note(f"vsearch: {message}"))
-    with (_ray_engine(engine, ray_address, workers, gpus_per_worker, settings.device) as ray_engine,
-          _load_progress(name, source, enabled=not quiet) as advance):
-        encoders = ray_engine.encoder if ray_engine is not None else encoder_for
-        report = run_load(store.connect(settings), settings, request, advance, warn, encoders)
+    with _load_progress(name, source, enabled=not quiet) as advance:
+        report = run_load(settings, request, advance, warn)
     if not quiet:
         _note(report.summary())
     elif report.exit_code != 0 or report.prune_skipped:
@@ -505,34 +474,34 @@ def query(
 
     Example: vsearch query products "black leather watch for men" -k 5 --where gender=Men
     """
-    from vsearch import query as use_case
-    from vsearch import store
+    from vsearch.query import run as use_case
+    from vsearch.query.batch_file import open_batch
+    from vsearch.query.hybrid import FusionParams
+    from vsearch.query.request import QueryRequest
+    from vsearch.query.vectors import read_vector
 
     if vector == STDIN:
         _check_stdin(vector)
-        vector = use_case.read_vector(sys.stdin)
+        vector = read_vector(sys.stdin)
     settings = _settings(redis_url=redis_url, device=device)
-    client = store.connect(settings)
-    spec = store.get_spec(client, name)
     keep = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-    request = use_case.QueryRequest(
+    request = QueryRequest(
         text=text, image=image, vector=vector, like=like, field=field, k=k, offset=offset, filter=filter_expression,
         ef_runtime=ef_runtime, model=model, return_fields=tuple(keep) if keep else None, where=tuple(where or ()),
         min_score=min_score, max_distance=max_distance, cache=not no_cache, cache_ttl=cache_ttl,
-        mode=mode, fusion=use_case.FusionParams(fusion, window, alpha, rrf_k))
+        mode=mode, fusion=FusionParams(fusion, window, alpha, rrf_k))
     if explain_only:
-        typer.echo(use_case.explain(spec, request))
+        typer.echo(use_case.explain_query(settings, name, request))
         return
     out_format = _out_format(fmt)
-    if keep is None and out_format is OutputFormat.table and spec.fields:
-        keep = [f.name for f in spec.fields]  # a table for people: the indexed fields, not every column
+    table = out_format is OutputFormat.table
     if batch is None:
-        hits = use_case.run_query(client, spec, settings, request)
-        render(use_case.result_rows(hits, keep), out_format, title=f"{name}: {text or image or like or 'vector'}")
+        rows = use_case.query_rows(settings, name, request, for_table=table)
+        render(rows, out_format, title=f"{name}: {text or image or like or 'vector'}")
         return
     _check_stdin(batch)
-    results = use_case.run_batch(client, spec, settings, request, use_case.open_batch(batch))
-    for rows in use_case.batch_rows(results, keep, streaming=out_format is OutputFormat.jsonl):
+    streaming = out_format is OutputFormat.jsonl
+    for rows in use_case.batch_query_rows(settings, name, request, open_batch(batch), table, streaming):
         render(rows, out_format, title=f"{name}: --batch {batch}")
 
 
@@ -595,10 +564,10 @@ def models_prepare(model: Model = None) -> None:
 
     Example: vsearch models prepare --model all-MiniLM-L6-v2
     """
-    from vsearch.models import prepare_query_encoder
+    from vsearch.encode import prepare_query_model
 
     settings = _settings(model=model)
-    _note(f"fast query model for '{settings.model}' ready in {prepare_query_encoder(settings.model, settings.home)}")
+    _note(f"fast query model for '{settings.model}' ready in {prepare_query_model(settings)}")
 
 
 def main() -> None:

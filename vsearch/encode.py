@@ -9,7 +9,7 @@ import struct
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -17,8 +17,9 @@ from typing import IO
 
 import numpy as np
 
+from vsearch.config import EngineOptions, Settings
 from vsearch.errors import InputError, UsageError
-from vsearch.models import Encoder, open_images
+from vsearch.models import Encoder, open_engine, open_images, prepare_query_encoder
 from vsearch.output import VectorFormat
 from vsearch.records import STDIN, EXTENSIONS, Format, Record, is_unicode, read_lines, read_records
 
@@ -230,3 +231,32 @@ class VectorTable:
         if row is None:
             raise InputError(f"no vector for id {doc_id!r} in {self.path}")
         return np.asarray(self.matrix[row], dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The use case, as the CLI calls it
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    rows: int
+    dim: int
+    ids_file: Path | None  # where the ids went, beside a matrix that holds none
+
+
+def run_encode(settings: Settings, job: EncodeJob, output: Path | None, fmt: VectorFormat, batch_size: int,
+               engine: EngineOptions, progress: Callable[[int], None]) -> EncodeResult:
+    """`encode`: every input's vector, written as it is made (JSONL, .npy or raw float32)."""
+    with open_engine(engine, settings.device) as encoders:
+        encoder = (encoders.image_encoder(settings.image_model, settings) if job.images
+                   else encoders.text_encoder(settings.model, settings))
+        # A matrix holds no ids: they go beside it, one a row, so that `load --vectors` can take both back.
+        ids_file = ids_path(output) if output and fmt is not VectorFormat.jsonl else None
+        with open_output(output) as out, open_output(ids_file) if ids_file else nullcontext() as ids_out:
+            rows, dim = write_vectors(job, encoder, out, fmt, batch_size, progress, ids_out)
+    return EncodeResult(rows, dim, ids_file)
+
+
+def prepare_query_model(settings: Settings) -> Path:
+    """`models prepare`: the configured text model's ONNX export for queries, made once; its folder."""
+    return prepare_query_encoder(settings.model, settings.home)

@@ -1,17 +1,18 @@
-"""`create-index`: turn command-line options (or a schema file) into a checked IndexSpec."""
+"""Index use cases: `create-index` (options or a schema file to a checked IndexSpec; `--replace` without
+downtime), `drop-index`, `list` and `info`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 from pathlib import Path
+from typing import Any
 
-import redis
-
+from vsearch import store
 from vsearch.config import Settings
-from vsearch.errors import UsageError
-from vsearch.models import known_dim, load_image_encoder, load_text_encoder
+from vsearch.errors import IndexNotFound, UsageError
+from vsearch.models import default_model, image_encoder, known_dim, text_encoder
 from vsearch.store.keys import check_user_prefix, default_prefix
+from vsearch.store.lock import index_lock
 from vsearch.schema import (HNSW_DEFAULTS, IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec,
                             Metric, Storage, VectorField, check_params, read_schema_file)
 
@@ -60,12 +61,14 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
         params = {**HNSW_DEFAULTS, **params}
     made: list[VectorField] = []
     if vectors.text:
-        dim = vectors.text_dim or _model_dim(settings.model, settings, image=False)
-        made.append(VectorField(TEXT_VECTOR, "text", settings.model, dim, vectors.algorithm, vectors.metric,
+        model = default_model("text", None, settings)
+        dim = vectors.text_dim or _model_dim(model, settings, image=False)
+        made.append(VectorField(TEXT_VECTOR, "text", model, dim, vectors.algorithm, vectors.metric,
                                 vectors.datatype, params))
     if vectors.image:
-        dim = vectors.image_dim or _model_dim(settings.image_model, settings, image=True)
-        made.append(VectorField(IMAGE_VECTOR, "image", settings.image_model, dim, vectors.algorithm,
+        model = default_model("image", None, settings)
+        dim = vectors.image_dim or _model_dim(model, settings, image=True)
+        made.append(VectorField(IMAGE_VECTOR, "image", model, dim, vectors.algorithm,
                                 vectors.metric, vectors.datatype, params))
     if prefix is not None:
         check_user_prefix(prefix)
@@ -76,32 +79,32 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
 def _with_model(vector: VectorField, settings: Settings) -> VectorField:
     if vector.model:
         return vector
-    return replace(vector, model=settings.image_model if vector.embeds == "image" else settings.model)
+    return replace(vector, model=default_model(vector.embeds, None, settings))
 
 
 def _model_dim(model: str, settings: Settings, image: bool) -> int:
     """The model's dimension, known by name for the defaults, else by loading the model once."""
     dim = known_dim(model)
     if dim is None:
-        loader = load_image_encoder if image else load_text_encoder
-        dim = loader(model, settings.device).dim
+        dim = (image_encoder(model, settings) if image else text_encoder(model, settings)).dim
     return dim
 
 
-def drop(client: redis.Redis, name: str, delete_documents: bool) -> None:
-    """`drop-index`: under the index's write lock, so a running load never writes into a dropped index."""
-    from vsearch import store
-    from vsearch.store.lock import index_lock
+def create(settings: Settings, spec: IndexSpec) -> IndexSpec:
+    """`create-index`: the index as created (its generation and physical name filled in)."""
+    return store.create_index(store.connect(settings), spec)
 
+
+def drop(settings: Settings, name: str, delete_documents: bool) -> None:
+    """`drop-index`: under the index's write lock, so a running load never writes into a dropped index."""
+    client = store.connect(settings)
     with index_lock(client, name):
         store.drop_index(client, name, delete_documents)
 
 
-def list_indexes(client: redis.Redis) -> list[dict[str, Any]]:
+def list_indexes(settings: Settings) -> list[dict[str, Any]]:
     """`list`: one row an index, with its documents, vector fields and models."""
-    from vsearch import store
-    from vsearch.errors import IndexNotFound
-
+    client = store.connect(settings)
     rows = []
     for name in store.index_names(client):
         try:
@@ -118,3 +121,46 @@ def list_indexes(client: redis.Redis) -> list[dict[str, Any]]:
             "made_by": "vsearch" if spec.generation else "another tool",
         })
     return rows
+
+
+def info(settings: Settings, name: str) -> dict[str, Any]:
+    """`info`: the recorded schema and models, the document count and the memory they take."""
+    from vsearch.store.sizing import index_memory
+
+    client = store.connect(settings)
+    spec = store.get_spec(client, name)
+    memory = index_memory(client, spec)
+    return {**spec.to_dict(), "documents": memory.documents, "memory": memory.to_dict()}
+
+
+def replace_schema(settings: Settings, spec: IndexSpec, explicit_prefix: bool) -> tuple[IndexSpec, int]:
+    """`create-index NAME --replace`: the live documents, copied under the new schema, take over NAME."""
+    client = store.connect(settings)
+    with index_lock(client, spec.name) as lease:
+        live = store.get_spec(client, spec.name)
+        _check_vectors_compatible(live, spec)
+        wanted = spec if explicit_prefix else replace(spec, prefix=live.prefix)
+        new = store.next_generation(client, live, wanted)
+        try:
+            copied = store.copy_documents(client, live, new, store.scan_ids(client, live))
+            store.go_live(client, live, new, copied, lease)
+        except BaseException:
+            store.abandon(client, new)
+            raise
+    return new, copied
+
+
+def _check_vectors_compatible(live: IndexSpec, spec: IndexSpec) -> None:
+    """Stored vectors can move to the new schema only if they mean the same there."""
+    old = {v.name: v for v in live.vectors}
+    for vector in spec.vectors:
+        before = old.get(vector.name)
+        if before is None:
+            raise UsageError(f"--replace cannot add vector field {vector.name}: the documents have no such vectors; "
+                             f"create the new schema, then `vsearch load {spec.name} FILE --rebuild`")
+        if (before.dim, before.embeds) != (vector.dim, vector.embeds) or (before.model and vector.model and before.model != vector.model):
+            raise UsageError(f"--replace cannot change {vector.name} from {before.dim}-d {before.model or 'unknown model'} "
+                             f"to {vector.dim}-d {vector.model}: its vectors must be made again with "
+                             f"`vsearch load {spec.name} FILE --rebuild --model ...`")
+    if live.storage is not spec.storage:
+        raise UsageError("--replace cannot change the storage type (hash/json); create a new index and load it")

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vsearch.models import Encoder
+from vsearch.config import Settings
+from vsearch.models import Encoder, Purpose, text_encoder
 from vsearch.schema import Metric
 
 
@@ -34,3 +35,10 @@ def rank(encoder: Encoder, query: str, candidates: list[str], metric: Metric, to
     if metric is not Metric.l2:
         order = np.argsort(-values, kind="stable")
     return [Ranked(r, candidates[i], float(values[i])) for r, i in enumerate(order[:top], start=1)]
+
+
+def compare(settings: Settings, query: str, candidates: list[str], metric: Metric, top: int | None = None) -> list[Ranked]:
+    """`similarity`: a handful of texts, so the model's ONNX export where one is made (a process then never
+    imports torch: measured 7.5 s for three strings through torch), else sentence-transformers. Unlike a query,
+    it does not export on first use: that costs more than it saves for one command."""
+    return rank(text_encoder(settings.model, settings, Purpose.FEW), query, candidates, metric, top)

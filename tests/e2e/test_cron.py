@@ -403,7 +403,7 @@ def test_a_small_reload_embeds_without_torch_once_the_model_is_exported(cli, ind
 def test_the_first_text_load_prepares_the_fast_query_model(cli, vsearch_home, index_name, tmp_path,
                                                              private_model) -> None:
     """The first text query no longer pauses ~20 s to export the model: the first load that embeds did it."""
-    from vsearch.onnx_text import export_path
+    from vsearch.models.onnx import export_path
 
     make(cli, index_name, "--model", str(private_model))
     export = export_path(vsearch_home, str(private_model))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import SAMPLE
-from vsearch.embed import Item, encode_items
+from vsearch.encode import Item, encode_items
 from vsearch.models import load_text_encoder
 
 SENTENCES = ["A man is eating food.", "A monkey is playing drums.", "Today is a sunny day"]

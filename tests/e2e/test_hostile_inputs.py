@@ -38,6 +38,7 @@ from tests.e2e.conftest import ROOT, SAMPLE, one_error_line
 from vsearch import models, records
 from vsearch.errors import InputError
 from vsearch.models import load_image_encoder, load_text_encoder, open_image
+from vsearch.models.images import IMAGE_DECODE_SIDE
 from vsearch.output import OutputFormat, render
 from vsearch.records import Format, read_records, read_stream
 
@@ -156,7 +157,7 @@ def test_large_images_are_reduced_as_they_are_decoded(tmp_path, suffix) -> None:
     full = Image.open(SAMPLE / "images" / "1653.jpg").convert("RGB").resize((3000, 4000), Image.Resampling.BICUBIC)
     full.save(path)
     reduced = open_image(path)
-    assert min(reduced.size) == models.IMAGE_DECODE_SIDE and reduced.mode == "RGB"
+    assert min(reduced.size) == IMAGE_DECODE_SIDE and reduced.mode == "RGB"
     assert reduced.size == (448, 597)
     # What the model sees barely changes: the same picture, just not held at full size in a batch.
     encoder = load_image_encoder()
@@ -209,7 +210,7 @@ def test_any_long_text_gives_the_same_vector(monkeypatch_module, parts) -> None:
 def monkeypatch_module():
     """Start from a tiny prefix, so that short generated texts go through the doubling too."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(models, "TEXT_CHARS_PER_TOKEN", 1)
+        patch.setattr(models.base, "TEXT_CHARS_PER_TOKEN", 1)
         yield patch
 
 
@@ -516,7 +517,7 @@ def test_a_schema_file_that_is_not_utf8_is_one_error_line(cli, index_name, tmp_p
 
 
 def test_encode_refuses_an_image_file_name_that_is_not_utf8(tmp_path) -> None:
-    from vsearch.embed import expand_images
+    from vsearch.encode import expand_images
 
     name = os.path.join(os.fsencode(tmp_path), b"bad\xffname.jpg")
     with open(name, "wb") as handle:

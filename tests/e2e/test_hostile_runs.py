@@ -171,7 +171,7 @@ def test_old_generations_of_a_killed_rebuild_are_dropped_with_their_documents(cl
                                                                              tmp_path) -> None:
     from dataclasses import replace
 
-    from vsearch.rebuild import next_generation
+    from vsearch.store.generations import next_generation
     from vsearch.store import get_spec
 
     make_index(cli, index_name)

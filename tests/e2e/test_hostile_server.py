@@ -299,7 +299,7 @@ def test_a_long_load_is_waited_on_and_reported(own_home) -> None:
 
 
 def test_a_truncated_onnx_export_is_made_again_and_the_query_answers(cli, vsearch_home, index_name, tmp_path) -> None:
-    from vsearch.onnx_text import export_path, text_encoder
+    from vsearch.models.onnx import export_path, text_encoder
 
     rows = [{"id": "a", "t": "red summer dress"}, {"id": "b", "t": "black leather watch"}]
     (tmp_path / "a.jsonl").write_text("".join(f'{{"id": "{r["id"]}", "t": "{r["t"]}"}}\n' for r in rows))
@@ -318,7 +318,7 @@ def test_a_truncated_onnx_export_is_made_again_and_the_query_answers(cli, vsearc
 
 
 def test_models_prepare_on_a_fresh_home_keeps_it_private(tmp_path) -> None:
-    from tests.test_onnx_text import tiny_bert
+    from tests.e2e.test_onnx_text import tiny_bert
 
     model = tiny_bert(tmp_path / "model", "mean", normalize=True)
     home = tmp_path / "fresh" / "vsearch"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.e2e.conftest import one_error_line
 from vsearch.filters import STOPWORDS
-from vsearch.hybrid import linear, min_max, rrf
+from vsearch.query.hybrid import linear, min_max, rrf
 from vsearch.stems import stem_query, stems
 from vsearch.store.keys import record_key
 

@@ -12,7 +12,8 @@ import torch
 
 from tests.e2e.conftest import SAMPLE
 from vsearch.config import DEFAULT_IMAGE_MODEL
-from vsearch.models import cnn_pixels, load_image_encoder, open_image
+from vsearch.models import load_image_encoder, open_image
+from vsearch.models.cnn import cnn_pixels
 
 PHOTO = SAMPLE / "images" / "1653.jpg"
 

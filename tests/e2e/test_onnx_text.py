@@ -21,11 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.conftest import ROOT
-from tests.test_hostile_inputs import SPACES, WORDS, long_texts
-from vsearch import models, onnx_text
+from tests.e2e.test_hostile_inputs import SPACES, WORDS, long_texts
+from vsearch import models
+from vsearch.models import onnx as onnx_text
 from vsearch.errors import ModelError
-from vsearch.models import _bundled_text_model_path, load_text_encoder
-from vsearch.onnx_text import NotExportable, OnnxTextEncoder, export, export_path, model_fingerprint, text_encoder
+from vsearch.models import load_text_encoder
+from vsearch.models.names import bundled_text_model_path as _bundled_text_model_path
+from vsearch.models.onnx import NotExportable, OnnxTextEncoder, export, export_path, model_fingerprint, text_encoder
 
 MODEL = "all-MiniLM-L6-v2"
 LONG = " ".join(["Vector search finds the nearest documents to a query embedding in a large index."] * 30)
@@ -115,7 +117,7 @@ def test_a_long_text_embeds_like_sentence_transformers_reading_it_all(minilm, re
                                                                   HealthCheck.too_slow])
 @given(parts=st.lists(st.tuples(WORDS, SPACES), min_size=150, max_size=400))
 def test_any_long_text_embeds_like_sentence_transformers(minilm, reference, monkeypatch, parts) -> None:
-    monkeypatch.setattr(models, "TEXT_CHARS_PER_TOKEN", 1)  # from a tiny prefix: short texts go through the doubling
+    monkeypatch.setattr(models.base, "TEXT_CHARS_PER_TOKEN", 1)  # from a tiny prefix: short texts go through the doubling
     text = "".join(word + space for word, space in parts)
     expected = reference.model.encode([text], convert_to_numpy=True)
     assert np.max(np.abs(minilm[0].encode_texts([text]) - expected)) < 1e-5
@@ -124,7 +126,7 @@ def test_any_long_text_embeds_like_sentence_transformers(minilm, reference, monk
 def test_a_huge_query_keeps_memory_bounded(minilm, home: Path) -> None:
     # 12 MB of prose: tokenized whole, its tokens and offsets took 1.7 GB more than the loaded model.
     script = (
-        "import resource, sys; from pathlib import Path; from vsearch.onnx_text import text_encoder\n"
+        "import resource, sys; from pathlib import Path; from vsearch.models.onnx import text_encoder\n"
         f"encoder = text_encoder({MODEL!r}, Path(sys.argv[1])); encoder.encode_texts(['warm up'])\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "encoder.encode_texts([('The quick brown fox jumps over the lazy dog. ' * 270_000)[:12_000_000]])\n"
@@ -163,7 +165,7 @@ def test_both_names_of_the_bundled_model_share_one_export(minilm, home: Path) ->
 
 def test_query_in_a_fresh_process_needs_no_torch(minilm, reference, home: Path) -> None:
     script = (
-        "import json, sys; from pathlib import Path; from vsearch.onnx_text import text_encoder\n"
+        "import json, sys; from pathlib import Path; from vsearch.models.onnx import text_encoder\n"
         f"vector = text_encoder({MODEL!r}, Path(sys.argv[1])).encode_texts(['red dress'])[0]\n"
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
         "print(json.dumps({'heavy': heavy, 'vector': vector.tolist()}))\n"
@@ -253,7 +255,7 @@ def test_abandoned_scratch_is_cleaned_and_concurrent_exports_agree(tmp_path: Pat
     dest.parent.mkdir(parents=True)
     # What an export killed midway leaves: a scratch folder named after a process that no longer exists.
     (dest.parent / f".{dest.name}.999999999-deadbeef.tmp").mkdir()
-    script = ("import sys; from pathlib import Path; from vsearch.onnx_text import export; "
+    script = ("import sys; from pathlib import Path; from vsearch.models.onnx import export; "
               "export(sys.argv[1], Path(sys.argv[2]))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     runs = [subprocess.Popen([sys.executable, "-c", script, str(model), str(dest)], env=env, stderr=subprocess.PIPE,

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from tests.e2e.conftest import ROOT
-from vsearch.models import _bundled_text_model_path
-from vsearch.onnx_text import export_path
+from vsearch.models.names import bundled_text_model_path as _bundled_text_model_path
+from vsearch.models.onnx import export_path
 
 HEAVY = ("torch", "transformers", "sentence_transformers")
 MODEL_RUNTIME = ("numpy", "onnxruntime", "tokenizers", *HEAVY)

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.conftest import SAMPLE, one_error_line
-from vsearch.onnx_text import model_fingerprint
-from vsearch.query_cache import DEFAULT_TTL, cache_key
+from vsearch.models.onnx import model_fingerprint
+from vsearch.store.query_cache import DEFAULT_TTL, cache_key
 
 # 2-d vectors at known angles and lengths from the query [1, 0].
 POINTS = {"a": [1, 0], "b": [1, 1], "c": [0, 1], "d": [-1, 0], "e": [2, 0.5], "f": [1, -0.2], "g": [1, 1.2]}

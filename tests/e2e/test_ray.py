@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import one_error_line
-from tests.test_cron import counts, write_jsonl
+from tests.e2e.test_cron import counts, write_jsonl
 from vsearch import config, store
-from vsearch.ingest import LoadRequest, run_load
+from vsearch.load.request import LoadRequest
+from vsearch.load.run import run_load
 from vsearch.store.documents import read_vectors
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install -e '.[ray]'")
@@ -87,7 +88,8 @@ def test_ray_options_without_the_ray_engine_are_a_usage_error(cli, rows_file) ->
 
 
 def test_a_worker_killed_mid_run_loses_nothing(cli, redis_client, rows_file, capfd) -> None:
-    from vsearch.ray_engine import RayEngine, RayOptions
+    from vsearch.config import EngineOptions
+    from vsearch.models.ray import RayEngine
 
     cli("create-index", "ray-killed", "--tag", "kind")
     cli("create-index", "ray-reference", "--tag", "kind")
@@ -95,14 +97,14 @@ def test_a_worker_killed_mid_run_loses_nothing(cli, redis_client, rows_file, cap
     settings = config.resolve()
     request = LoadRequest(name="ray-killed", source=str(rows_file), text_fields=("title",), batch_size=50)
     killed: list[int] = []
-    with RayEngine(RayOptions(workers=2)) as engine:
+    with RayEngine(EngineOptions(workers=2)) as engine:
 
         def kill_one_worker(done: int, size: int) -> None:
             if not killed:  # after the first batch: the pool is up and more batches are to come
                 killed.append(engine.pids()[0])
                 os.kill(killed[0], signal.SIGKILL)
 
-        report = run_load(store.connect(settings), settings, request, kill_one_worker, encoders=engine.encoder)
+        report = run_load(settings, request, kill_one_worker, encoders=engine)
         assert killed and killed[0] not in engine.pids()  # Ray started a new process in its place
     assert report.embedded == 300 and report.read == 300 and report.documents == 300
     fields, vectors = stored(redis_client, "ray-killed")
