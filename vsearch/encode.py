@@ -8,9 +8,9 @@ import os
 import struct
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -18,7 +18,7 @@ from typing import IO
 import numpy as np
 
 from vsearch.config import EngineOptions, Settings
-from vsearch.errors import InputError, UsageError
+from vsearch.errors import InputError, UsageError, VsearchError
 from vsearch.models import Encoder, open_engine, open_images, prepare_query_encoder
 from vsearch.output import VectorFormat
 from vsearch.records import STDIN, EXTENSIONS, Format, Record, is_unicode, read_lines, read_records
@@ -31,6 +31,7 @@ NPY_HEADER = 128  # bytes reserved for the .npy header, patched with the row cou
 class Item:
     id: str
     payload: str  # a text, or an image path
+    extra: dict[str, int] | None = None  # a passage's number and [start, end) in its text (`encode --passages`)
 
 
 @dataclass(frozen=True)
@@ -83,19 +84,57 @@ def ids_path(vectors: Path) -> Path:
 
 
 def write_vectors(job: EncodeJob, encoder: Encoder, out: IO[bytes], fmt: VectorFormat, batch_size: int,
-                  progress: Callable[[int], None], ids_out: IO[bytes] | None = None) -> tuple[int, int]:
-    """Encode everything and write it (and, to `ids_out`, each row's id); returns (rows, dimension)."""
+                  progress: Callable[[int], None], ids_out: IO[bytes] | None = None,
+                  cut: TextsCut | None = None) -> tuple[int, int]:
+    """Encode everything and write it (and, to `ids_out`, each row's id); returns (rows, dimension).
+
+    `cut` counts the texts longer than the model reads (whose ends are not in their vectors)."""
     writer = VectorWriter(out, fmt)
     # Texts go 16 batches at a time so the model can sort them by length; images gain nothing from
     # that, and each decoded image holds up to a few MB, so they go one batch at a time.
     chunk = batch_size if job.images else batch_size * 16
-    for ids, vectors in encode_items(job.items, encoder, job.images, batch_size, chunk=chunk):
-        writer.write(ids, vectors)
+    for items, vectors in encode_batches(job.items, encoder, job.images, batch_size, chunk=chunk):
+        ids = [item.id for item in items]
+        extras = [item.extra for item in items] if items and items[0].extra is not None else None
+        writer.write(ids, vectors, extras)
+        if cut is not None:
+            cut.count([item.payload for item in items])
         if ids_out is not None:
-            ids_out.write("".join(json.dumps({"id": i}, ensure_ascii=False) + "\n" for i in ids).encode())
+            ids_out.write("".join(json.dumps({"id": item.id, **(item.extra or {})}, ensure_ascii=False) + "\n"
+                                  for item in items).encode())
         progress(len(ids))
     writer.close()
     return writer.rows, writer.dim
+
+
+class TextsCut:
+    """Counts the texts a model reads only the start of, with its own tokenizer (none on this machine: 0)."""
+
+    def __init__(self, model: str) -> None:
+        from vsearch.passages import load_tokenizer, settings_for_model
+
+        self.cut = 0
+        try:
+            self.tokenizer, self.limit = load_tokenizer(model), settings_for_model(model).max_tokens
+        except VsearchError:
+            self.tokenizer = None
+
+    def count(self, texts: Sequence[str]) -> None:
+        from vsearch.passages import count_tokens
+
+        if self.tokenizer is not None:
+            self.cut += sum(1 for t in texts if len(t) > self.limit and count_tokens(t, self.tokenizer) > self.limit)
+
+
+def passage_items(items: Iterable[Item], model: str) -> Iterator[Item]:
+    """Each text as its passages (`vsearch.passages`, the model's window), numbered, with their offsets."""
+    from vsearch.passages import load_tokenizer, settings_for_model, split_passages
+
+    tokenizer, settings = load_tokenizer(model), settings_for_model(model)
+    for item in items:
+        for number, passage in enumerate(split_passages(item.payload, tokenizer, settings.max_tokens,
+                                                        settings.overlap)):
+            yield Item(item.id, passage.text, {"passage": number, "start": passage.start, "end": passage.end})
 
 
 def is_image_input(paths: list[str]) -> bool:
@@ -141,9 +180,14 @@ def _record_item(record: Record, field: str, id_field: str | None) -> Item:
 def encode_items(items: Iterable[Item], encoder: Encoder, images: bool, batch_size: int,
                  chunk: int) -> Iterator[tuple[list[str], np.ndarray]]:
     """(ids, vectors) per chunk. Texts go to the model `chunk` at a time, so it can sort them by length."""
+    for batch, vectors in encode_batches(items, encoder, images, batch_size, chunk):
+        yield [item.id for item in batch], vectors
+
+
+def encode_batches(items: Iterable[Item], encoder: Encoder, images: bool, batch_size: int,
+                   chunk: int) -> Iterator[tuple[list[Item], np.ndarray]]:
     iterator = iter(items)
     while batch := list(islice(iterator, chunk)):
-        ids = [item.id for item in batch]
         if images:
             decoded = open_images([Path(item.payload) for item in batch])
             if failed := next((image for image in decoded if isinstance(image, InputError)), None):
@@ -151,7 +195,7 @@ def encode_items(items: Iterable[Item], encoder: Encoder, images: bool, batch_si
             vectors = encoder.encode_images(decoded, batch_size)  # type: ignore[arg-type]
         else:
             vectors = encoder.encode_texts([item.payload for item in batch], batch_size)
-        yield ids, vectors
+        yield batch, vectors
 
 
 class VectorWriter:
@@ -164,12 +208,13 @@ class VectorWriter:
         if self.seekable:
             out.write(b"\0" * NPY_HEADER)
 
-    def write(self, ids: list[str], vectors: np.ndarray) -> None:
+    def write(self, ids: list[str], vectors: np.ndarray, extras: list[dict[str, int] | None] | None = None) -> None:
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
         self.dim = vectors.shape[1]
         self.rows += len(ids)
         if self.fmt is VectorFormat.jsonl:
-            lines = (json.dumps({"id": i, "vector": v}) for i, v in zip(ids, vectors.tolist()))
+            more = extras or [None] * len(ids)
+            lines = (json.dumps({"id": i, **(e or {}), "vector": v}) for i, e, v in zip(ids, more, vectors.tolist()))
             self.out.write(("\n".join(lines) + "\n").encode())
         elif self.fmt is VectorFormat.f32 or self.seekable:
             self.out.write(vectors.tobytes())
@@ -242,19 +287,26 @@ class EncodeResult:
     rows: int
     dim: int
     ids_file: Path | None  # where the ids went, beside a matrix that holds none
+    cut: int = 0  # texts longer than the model reads: their ends are not in their vectors (see --passages)
 
 
 def run_encode(settings: Settings, job: EncodeJob, output: Path | None, fmt: VectorFormat, batch_size: int,
-               engine: EngineOptions, progress: Callable[[int], None]) -> EncodeResult:
-    """`encode`: every input's vector, written as it is made (JSONL, .npy or raw float32)."""
+               engine: EngineOptions, progress: Callable[[int], None], passages: bool = False) -> EncodeResult:
+    """`encode`: every input's vector, written as it is made (JSONL, .npy or raw float32); with `passages`, one
+    vector a passage of each text, with its number and offsets."""
+    if passages:
+        if job.images:
+            raise UsageError("--passages splits texts: images have none")
+        job = replace(job, items=passage_items(job.items, settings.model))
+    cut = None if passages or job.images else TextsCut(settings.model)
     with open_engine(engine, settings.device) as encoders:
         encoder = (encoders.image_encoder(settings.image_model, settings) if job.images
                    else encoders.text_encoder(settings.model, settings))
         # A matrix holds no ids: they go beside it, one a row, so that `load --vectors` can take both back.
         ids_file = ids_path(output) if output and fmt is not VectorFormat.jsonl else None
         with open_output(output) as out, open_output(ids_file) if ids_file else nullcontext() as ids_out:
-            rows, dim = write_vectors(job, encoder, out, fmt, batch_size, progress, ids_out)
-    return EncodeResult(rows, dim, ids_file)
+            rows, dim = write_vectors(job, encoder, out, fmt, batch_size, progress, ids_out, cut)
+    return EncodeResult(rows, dim, ids_file, cut.cut if cut else 0)
 
 
 def prepare_query_model(settings: Settings) -> Path:

@@ -9,8 +9,9 @@ from typing import Any
 
 from vsearch import store
 from vsearch.config import Settings
-from vsearch.errors import IndexNotFound, UsageError
+from vsearch.errors import IndexNotFound, ModelError, UsageError
 from vsearch.models import default_model, image_encoder, known_dim, text_encoder
+from vsearch.passages import PassageSettings, settings_for_model
 from vsearch.store.keys import check_user_prefix, default_prefix
 from vsearch.store.lock import index_lock
 from vsearch.schema import (HNSW_DEFAULTS, IMAGE_VECTOR, TEXT_VECTOR, Algorithm, DataType, Field, FieldType, IndexSpec,
@@ -45,10 +46,15 @@ class VectorOptions:
     text_dim: int | None
     image: bool
     image_dim: int | None
+    passages: bool | None = None  # None: on where the text model's tokenizer is known and storage is not HASH
+    passage_tokens: int | None = None  # None: the model's window less its special tokens
+    passage_overlap: int | None = None  # None: ~15% of passage_tokens
 
 
-def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: VectorOptions, storage: Storage,
+def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: VectorOptions, storage: Storage | None,
                prefix: str | None, schema_file: Path | None) -> IndexSpec:
+    """The index the options describe. `storage` None: JSON for a text index with passages (RediSearch indexes a
+    list of vectors per document only in JSON), else HASH."""
     if schema_file is not None:
         spec = read_schema_file(schema_file)
         spec = spec.with_name(name) if name != spec.name else spec
@@ -60,11 +66,17 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
     if vectors.algorithm is Algorithm.hnsw:
         params = {**HNSW_DEFAULTS, **params}
     made: list[VectorField] = []
+    passages = None
     if vectors.text:
         model = default_model("text", None, settings)
         dim = vectors.text_dim or _model_dim(model, settings, image=False)
+        passages = _passages(model, vectors, storage)
         made.append(VectorField(TEXT_VECTOR, "text", model, dim, vectors.algorithm, vectors.metric,
-                                vectors.datatype, params))
+                                vectors.datatype, params, passages))
+    elif vectors.passages:
+        raise UsageError("--passages splits the texts of the text vector field: drop --no-text-vector")
+    if storage is None:
+        storage = Storage.json if passages is not None else Storage.hash
     if vectors.image:
         model = default_model("image", None, settings)
         dim = vectors.image_dim or _model_dim(model, settings, image=True)
@@ -74,6 +86,33 @@ def build_spec(name: str, settings: Settings, fields: FieldOptions, vectors: Vec
         check_user_prefix(prefix)
     prefix = prefix if prefix is not None else default_prefix(name)
     return IndexSpec(name, prefix, storage, fields.fields(), tuple(made)).with_stems()
+
+
+def _passages(model: str, vectors: VectorOptions, storage: Storage | None) -> PassageSettings | None:
+    """How the text field's texts are split, or None for one vector per document (the text cut at the window)."""
+    asked = vectors.passages is True or vectors.passage_tokens is not None or vectors.passage_overlap is not None
+    if vectors.passages is False:
+        if asked and (vectors.passage_tokens is not None or vectors.passage_overlap is not None):
+            raise UsageError("--passage-tokens and --passage-overlap go with passages: drop --no-passages")
+        return None
+    if storage is Storage.hash:
+        if asked:
+            raise UsageError("passages need --storage json: RediSearch indexes several vectors per document only in "
+                             "JSON documents (or pass --no-passages to keep HASH storage)")
+        return None
+    try:
+        default = settings_for_model(model)
+    except ModelError:
+        if asked:
+            raise
+        return None  # a model without a local tokenizer: one vector per document, as before
+    tokens = vectors.passage_tokens if vectors.passage_tokens is not None else default.max_tokens
+    if tokens > default.max_tokens:
+        raise UsageError(f"--passage-tokens {tokens} is more than model '{model}' reads ({default.max_tokens} "
+                         "tokens besides its own): the rest of each passage would be cut")
+    overlap = (vectors.passage_overlap if vectors.passage_overlap is not None
+               else default.overlap if vectors.passage_tokens is None else PassageSettings.for_window(tokens, 0).overlap)
+    return PassageSettings(tokens, overlap)
 
 
 def _with_model(vector: VectorField, settings: Settings) -> VectorField:
@@ -133,11 +172,16 @@ def info(settings: Settings, name: str) -> dict[str, Any]:
     return {**spec.to_dict(), "documents": memory.documents, "memory": memory.to_dict()}
 
 
-def replace_schema(settings: Settings, spec: IndexSpec, explicit_prefix: bool) -> tuple[IndexSpec, int]:
-    """`create-index NAME --replace`: the live documents, copied under the new schema, take over NAME."""
+def replace_schema(settings: Settings, spec: IndexSpec, explicit_prefix: bool,
+                   explicit_layout: bool = True) -> tuple[IndexSpec, int]:
+    """`create-index NAME --replace`: the live documents, copied under the new schema, take over NAME.
+
+    `explicit_layout` False: neither --storage nor a passage option was given, so the live index's are kept."""
     client = store.connect(settings)
     with index_lock(client, spec.name) as lease:
         live = store.get_spec(client, spec.name)
+        if not explicit_layout:
+            spec = _keep_layout(live, spec)
         _check_vectors_compatible(live, spec)
         wanted = spec if explicit_prefix else replace(spec, prefix=live.prefix)
         new = store.next_generation(client, live, wanted)
@@ -148,6 +192,13 @@ def replace_schema(settings: Settings, spec: IndexSpec, explicit_prefix: bool) -
             store.abandon(client, new)
             raise
     return new, copied
+
+
+def _keep_layout(live: IndexSpec, spec: IndexSpec) -> IndexSpec:
+    """`spec` with the live index's storage and passage settings (what --replace changes only when asked)."""
+    old = {v.name: v for v in live.vectors}
+    vectors = tuple(replace(v, passages=old[v.name].passages) if v.name in old else v for v in spec.vectors)
+    return replace(spec, storage=live.storage, vectors=vectors)
 
 
 def _check_vectors_compatible(live: IndexSpec, spec: IndexSpec) -> None:
@@ -162,5 +213,10 @@ def _check_vectors_compatible(live: IndexSpec, spec: IndexSpec) -> None:
             raise UsageError(f"--replace cannot change {vector.name} from {before.dim}-d {before.model or 'unknown model'} "
                              f"to {vector.dim}-d {vector.model}: its vectors must be made again with "
                              f"`vsearch load {spec.name} FILE --rebuild --model ...`")
+    for vector in spec.vectors:
+        before = old[vector.name]
+        if before.passages != vector.passages:
+            raise UsageError(f"--replace cannot change how {vector.name}'s texts are split into passages: that "
+                             "changes every vector; create a new index and load it (or drop this one first)")
     if live.storage is not spec.storage:
         raise UsageError("--replace cannot change the storage type (hash/json); create a new index and load it")

@@ -128,6 +128,20 @@ def safe_text(text: str, newlines: bool = True) -> str:
     return pattern.sub(lambda m: repr(m.group())[1:-1] if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
 
 
+TABLE_CELL_CHARS = 300  # a table shows this much of a long value (a document's whole text): --format json has all
+
+
+def _table_cell(text: str) -> str:
+    """A long value shortened for a table cell: whitespace runs folded, cut at a word, "…" where more is."""
+    if len(text) <= TABLE_CELL_CHARS:
+        return text
+    folded = " ".join(text[:TABLE_CELL_CHARS * 2].split())
+    if len(folded) <= TABLE_CELL_CHARS:
+        return folded + "…"
+    cut = folded.rfind(" ", 0, TABLE_CELL_CHARS)
+    return folded[:cut if cut > TABLE_CELL_CHARS // 2 else TABLE_CELL_CHARS] + "…"
+
+
 def _table(rows: Sequence[dict[str, Any]], title: str | None, stream: IO[str]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -142,7 +156,7 @@ def _table(rows: Sequence[dict[str, Any]], title: str | None, stream: IO[str]) -
                          style="bold" if column == "id" else None, overflow="fold",
                          no_wrap=column in ("rank", "id", "score"))
     for row in rows:
-        table.add_row(*(Text(safe_text(_cell(row.get(c)))) for c in columns))
+        table.add_row(*(Text(safe_text(_table_cell(_cell(row.get(c))))) for c in columns))
     if not rows:
         table.caption = "no results"
     Console(file=stream, soft_wrap=False, markup=False, emoji=False, highlight=False).print(table)

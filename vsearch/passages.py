@@ -390,7 +390,7 @@ def settings_for_model(model_name_or_path: str = "all-MiniLM-L6-v2") -> PassageS
 
 
 def _model_dir(model_name_or_path: str) -> Path:
-    from vsearch.onnx_text import model_dir
+    from vsearch.models.names import model_dir
 
     directory = model_dir(model_name_or_path)
     if directory is None:

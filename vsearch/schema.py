@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vsearch.errors import InputError, UsageError
+from vsearch.passages import PassageSettings
 
 TEXT_VECTOR = "text_vector"
 IMAGE_VECTOR = "image_vector"
@@ -79,6 +80,10 @@ class VectorField:
     metric: Metric = Metric.cosine
     datatype: DataType = DataType.float32
     params: dict[str, int | float] = field(default_factory=dict)
+    # A text field whose texts are split into passages that fit the model's window, each embedded (vsearch.passages):
+    # the field holds a list of vectors, and a document ranks by its best passage. None: one vector, the text cut
+    # where the model stops reading (indexes made before passages keep that).
+    passages: PassageSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,8 @@ class IndexSpec:
         for v in self.vectors:
             attrs = {"algorithm": v.algorithm.value, "dims": v.dim, "distance_metric": v.metric.value,
                      "datatype": v.datatype.value, "embeds": v.embeds, "model": v.model, **v.params}
+            if v.passages is not None:
+                attrs["passages"] = v.passages.to_dict()
             fields.append({"name": v.name, "type": "vector", "attrs": attrs})
         index: dict[str, Any] = {"name": self.name, "prefix": self.prefix, "storage_type": self.storage.value}
         if self.generation:
@@ -155,6 +162,7 @@ class IndexSpec:
                     continue
                 attrs = {str(k).lower(): v for k, v in dict(item.get("attrs", {})).items()}
                 algorithm = Algorithm(str(attrs.pop("algorithm", "hnsw")).lower())
+                passages = attrs.pop("passages", None)
                 name = str(item["name"])
                 vectors.append(VectorField(
                     name=name,
@@ -165,6 +173,7 @@ class IndexSpec:
                     metric=Metric(str(attrs.pop("distance_metric", "cosine")).lower()),
                     datatype=DataType(str(attrs.pop("datatype", "float32")).lower()),
                     params=check_params(algorithm, attrs),
+                    passages=PassageSettings.from_dict(passages) if passages is not None else None,
                 ))
             name = str(index["name"])
             return cls(name=name, prefix=str(index.get("prefix", f"{name}:")),

@@ -26,10 +26,19 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node but those under `if TYPE_CHECKING:` (imports for annotations only, never run)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
 def imports(name: str) -> set[str]:
-    """The vsearch modules a module imports, anywhere in it (function-level imports count too)."""
+    """The vsearch modules a module imports when it runs, anywhere in it (function-level imports count too)."""
     found = set()
-    for node in ast.walk(ast.parse(MODULES[name].read_text())):
+    for node in _runtime_nodes(ast.parse(MODULES[name].read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name in MODULES}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

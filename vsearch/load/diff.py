@@ -37,7 +37,8 @@ class Candidate:
     contents: dict[str, Any]  # vector name -> text, image Path, or a ready vector
     fingerprint: dict[str, str]
     hashed: dict[str, tuple[bool, bytes]]  # vector name -> (given, the bytes its fingerprint digests)
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # a passage field: one row a passage
+    spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # a passage field's [start, end) offsets
     embedded: bool = False  # a vector of it was made in this run (not reused from Redis): by a model, or given
     modelled: bool = False  # a vector of it was computed by a model in this run
     claimed: bool = False  # its id is recorded as read by this run

@@ -16,6 +16,7 @@ from vsearch.errors import InputError, UsageError, VsearchError
 from vsearch.load.diff import Candidate
 from vsearch.load.plan import dimension_message
 from vsearch.models import Encoder, EncoderSource, Purpose, needs_query_export, open_images, prepare_query_encoder
+from vsearch.passages import Passage, PassageSettings, count_tokens, load_tokenizer, settings_for_model, split_passages
 from vsearch.schema import IndexSpec, VectorField
 
 ALIKE_TRACKED = 100_000  # image vectors compared for identical ones; past that memory matters more
@@ -35,6 +36,8 @@ class Embedder:
         self.incremental: bool | None = None  # set by the run from its first batch that needs a model
         self.vectors_seen: dict[bytes, tuple[str, str]] = {}  # an image vector's digest -> (its file's, its id)
         self.alike = 0
+        self.passages = 0  # passages embedded
+        self.cut = 0  # texts embedded without passages that run past the model's window
         self.alike_example: tuple[str, str] | None = None
 
     def embed(self, candidates: Sequence[Candidate]) -> None:
@@ -56,9 +59,59 @@ class Embedder:
             encoder = self.encoder(vector)
             if vector.embeds == "image":
                 self._embed_images(encoder, vector, wanting)
+            elif vector.passages is not None:
+                self._embed_passages(encoder, vector, wanting)
             else:
-                for c, vec in zip(wanting, encoder.encode_texts([c.contents[vector.name] for c in wanting])):
+                texts = [c.contents[vector.name] for c in wanting]
+                self.cut += self._count_cut(vector, texts)
+                for c, vec in zip(wanting, encoder.encode_texts(texts)):
                     c.vectors[vector.name] = vec
+
+    def _embed_passages(self, encoder: Encoder, vector: VectorField, wanting: list[Candidate]) -> None:
+        """Each text split into passages that fit the model's window, all embedded in one call: the candidate's
+        vector is one row a passage, in order, with the passages' offsets beside it."""
+        texts: list[str] = []
+        kept: list[tuple[Candidate, int]] = []
+        for c in wanting:
+            passages = self.passages_of(vector, c.contents[vector.name])
+            if not passages:
+                c.rejected = True
+                self.reject(c.record, "nothing to embed: the text has no words the model reads")
+                continue
+            c.spans[vector.name] = [(p.start, p.end) for p in passages]
+            texts += [p.text for p in passages]
+            kept.append((c, len(passages)))
+        if not texts:
+            return
+        vectors = encoder.encode_texts(texts)
+        self.passages += len(texts)
+        start = 0
+        for c, count in kept:
+            c.vectors[vector.name] = vectors[start:start + count]
+            start += count
+
+    def passages_of(self, vector: VectorField, text: str) -> list[Passage]:
+        settings = vector.passages or PassageSettings()
+        return split_passages(text, load_tokenizer(self.model_for(vector)), settings.max_tokens, settings.overlap)
+
+    def add_spans(self, candidates: Sequence[Candidate]) -> None:
+        """The passage offsets of candidates whose passage vectors were reused from Redis (only their other fields
+        changed): the same text and settings (their fingerprint says so) split the same way, with no model."""
+        for vector in self.target.vectors:
+            if vector.passages is None:
+                continue
+            for c in candidates:
+                if vector.name in c.vectors and vector.name not in c.spans and vector.name in c.contents:
+                    c.spans[vector.name] = [(p.start, p.end) for p in self.passages_of(vector, c.contents[vector.name])]
+
+    def _count_cut(self, vector: VectorField, texts: Sequence[str]) -> int:
+        """How many texts run past what the model reads (embedded without passages: their ends are not in the
+        vector). Counted with the model's tokenizer; 0 where it has none on this machine."""
+        try:
+            tokenizer, limit = load_tokenizer(self.model_for(vector)), settings_for_model(self.model_for(vector)).max_tokens
+        except VsearchError:
+            return 0
+        return sum(1 for text in texts if len(text) > limit and count_tokens(text, tokenizer) > limit)
 
     def _embed_images(self, encoder: Encoder, vector: VectorField, wanting: list[Candidate]) -> None:
         images, kept = [], []

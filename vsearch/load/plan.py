@@ -10,7 +10,7 @@ from pathlib import Path
 from vsearch.config import Settings
 from vsearch.errors import UsageError
 from vsearch.models import known_dim, model_name_for
-from vsearch.records import detect_format, image_folder, is_image_source
+from vsearch.records import detect_format, image_folder, is_image_source, read_image_folder, read_records
 from vsearch.schema import IndexSpec, VectorField
 from vsearch.load.request import LoadRequest
 
@@ -45,14 +45,55 @@ class LoadPlan:
 
 
 def resolve_request(request: LoadRequest) -> LoadRequest:
-    """The request with what its source implies, decided once for the run: a folder or glob of images with no
-    field options loads each image as a document (`image` field, `id`); a file's format is detected."""
-    if is_image_source(request.source):
-        if (request.image_field is None and not request.text_fields and not request.vector_column
-                and request.vectors is None):
-            request = replace(request, image_field="image", id_field="id")
-        return request
-    return replace(request, input_format=detect_format(request.source, request.input_format))
+    """The request with what its source implies, decided once for the run (`kind`): a file's format is detected; a
+    folder or glob holds images or text files, and with no field options its images load as {id, image}, its text
+    files as {id, path, title, size, mtime, text} embedding `text` (`vsearch.textfiles`)."""
+    if not is_image_source(request.source):
+        return replace(request, kind="records", input_format=detect_format(request.source, request.input_format))
+    kind = _folder_kind(request)
+    no_fields = not request.text_fields and not request.vector_column and request.vectors is None
+    if kind == "images" and request.image_field is None and no_fields:
+        return replace(request, kind=kind, image_field="image", id_field="id")
+    if kind == "texts" and no_fields:
+        return replace(request, kind=kind, text_fields=("text",), id_field="id")
+    return replace(request, kind=kind)
+
+
+def _folder_kind(request: LoadRequest) -> str:
+    """Whether a folder or glob is read as images or as text files: as the field options say, else as what it
+    holds (a folder of both needs them)."""
+    if request.image_field:
+        return "images"
+    if request.text_fields:
+        return "texts"
+    from vsearch.records import IMAGE_EXTENSIONS
+    from vsearch.textfiles import TEXT_EXTENSIONS, text_files
+
+    texts = bool(text_files(request.source))
+    images = _has_images(request.source, IMAGE_EXTENSIONS)
+    if texts and images:
+        raise UsageError(f"{request.source} holds both images and text files: say which to load with "
+                         "--image-field image or --text-field text")
+    return "texts" if texts and not images else "images"
+
+
+def _has_images(source: str, extensions: frozenset[str]) -> bool:
+    import glob
+
+    folder = Path(source)
+    found = (folder.rglob("*") if folder.is_dir() else (Path(p) for p in glob.iglob(source, recursive=True)))
+    return any(path.suffix.lower() in extensions for path in found)
+
+
+def read_input(request: LoadRequest):
+    """The records of the request's source, as its kind reads them."""
+    if request.kind == "texts":
+        from vsearch.textfiles import read_text_files
+
+        return read_text_files(request.source)
+    if request.kind == "images":
+        return read_image_folder(request.source)
+    return read_records(request.source, request.input_format or detect_format(request.source, None))
 
 
 def plan_load(spec: IndexSpec, request: LoadRequest) -> LoadPlan:

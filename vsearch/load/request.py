@@ -16,7 +16,7 @@ class LoadRequest:
     """Everything a `load` run needs to know, decided once before any record is read."""
 
     name: str
-    source: str  # a file, a folder or glob of images, or - for stdin
+    source: str  # a file, a folder or glob of images or of text files, or - for stdin
     input_format: Format | None = None
     id_field: str = "id"
     text_fields: tuple[str, ...] = ()
@@ -37,6 +37,7 @@ class LoadRequest:
     model: str | None = None
     image_model: str | None = None
     engine: EngineOptions = EngineOptions()  # where the models run: this process, or Ray actors
+    kind: str = ""  # "records", "images" or "texts": what the source holds; "" until `plan.resolve_request`
 
 
 @dataclass
@@ -49,6 +50,8 @@ class LoadReport:
     skipped: int = 0  # documents already stored exactly as the input has them
     deleted: int = 0  # documents --prune removed
     rejected: int = 0
+    passages: int = 0  # passages embedded (an index that splits long texts): more than `embedded` when texts are long
+    cut: int = 0  # texts embedded whole that run past what the model reads: their ends are not in their vectors
     documents: int = 0  # documents in the index after the run
     seconds: float = 0.0
     dry_run: bool = False
@@ -80,4 +83,9 @@ class LoadReport:
                  f"{self.updated} updated",
                  f"{self.skipped} skipped", f"{self.deleted} deleted", f"{self.rejected} rejected"]
         done = f"{verb} '{self.index}'{' (rebuilt)' if self.rebuilt else ''}: {', '.join(parts)}"
+        if self.passages:
+            done += f"; {self.passages} passages embedded"
+        if self.cut:
+            done += (f"; {self.cut} text(s) longer than the model reads were cut (their ends are not searchable by "
+                     "vector: an index with passages, the default for new ones, embeds every part)")
         return f"{done}; {self.documents} documents in the index, {self.seconds:.1f} s"

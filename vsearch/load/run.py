@@ -24,11 +24,12 @@ from vsearch.load.rebuild import rebuild
 from vsearch.load.candidates import CandidateMaker
 from vsearch.load.diff import Candidate, Fingerprints, compare, is_incremental, reuse_stored, tally
 from vsearch.load.embedding import Embedder
-from vsearch.load.plan import LoadPlan, check_known_dimensions, check_output_paths, model_for, plan_load, resolve_request
+from vsearch.load.plan import (LoadPlan, check_known_dimensions, check_output_paths, model_for, plan_load, read_input,
+                               resolve_request)
 from vsearch.load.rejects import Rejects
 from vsearch.load.request import LoadReport, LoadRequest
 from vsearch.models import EncoderSource, model_identity, open_engine
-from vsearch.records import Record, read_source
+from vsearch.records import Record
 from vsearch.schema import IndexSpec, VectorField
 from vsearch.store.documents import Document, StoredState
 from vsearch.store.lock import Lease, index_lock
@@ -126,7 +127,7 @@ class Run:
         self.ids = RunIds(client)
         self.replaced = 0  # documents rewritten in place, whose old index entries linger until purged
         self.rejects = Rejects(request.rejects, request.strict, request.dry_run, warn)
-        self.fingerprints = Fingerprints(target.vectors, lambda v: model_identity(self.model_for(v)))
+        self.fingerprints = Fingerprints(target.vectors, self._made_by)
         table = VectorTable(request.vectors) if request.vectors is not None else None
         self.candidates = CandidateMaker(target, plan, self.fingerprints, table, self._reject)
         self.embedder = Embedder(target, settings, encoders, self.model_for, self._override_for, self._reject,
@@ -156,6 +157,12 @@ class Run:
     def model_for(self, vector: VectorField) -> str:
         return model_for(vector, self.request, self.settings)
 
+    def _made_by(self, vector: VectorField) -> str:
+        """What a vector's fingerprint names as its maker: the model, and for a passage field how texts are split
+        (other settings, other passages: every document is embedded again)."""
+        made_by = model_identity(self.model_for(vector))
+        return made_by + (f"\0passages:{vector.passages.fingerprint()}" if vector.passages is not None else "")
+
     def _override_for(self, vector: VectorField) -> str | None:
         return self.request.image_model if vector.embeds == "image" else self.request.model
 
@@ -170,7 +177,7 @@ class Run:
 
     def load(self) -> None:
         try:
-            for batch in _batches(read_source(self.request.source, self.request.input_format),
+            for batch in _batches(read_input(self.request),
                                   self.request.batch_size or self.plan.batch_size):
                 candidates, claims = self._prepare(batch)
                 if claims:
@@ -188,6 +195,7 @@ class Run:
         finally:
             self.rejects.close()
         self.embedder.warn_alike()
+        self.report.passages, self.report.cut = self.embedder.passages, self.embedder.cut
         self.embedder.prepare_query_model()
 
     def _with_retries(self, step: Callable[[], None]) -> None:
@@ -273,9 +281,9 @@ class Run:
         self.embedder.embed(to_embed)
         to_write = [c for c, _ in diff.changed if not c.rejected]
         if to_write and not self.request.dry_run:
+            self.embedder.add_spans(to_write)
             self.check_lease()
-            store.write_documents(self.client, self.target, [
-                Document(c.id, c.fields, c.vectors, c.fingerprint, c.record.where(), new=c.new) for c in to_write])
+            store.write_documents(self.client, self.target, [self._document(c) for c in to_write])
             store.check_persisted(self.client, f"the last batch's {len(to_write)} document(s)")
         # Counted only once the batch is stored, so a retried batch is not counted twice.
         counts = tally(to_write)
@@ -284,6 +292,10 @@ class Run:
         self.report.given += counts.given
         self.report.updated += counts.updated
         self.replaced += counts.replaced
+
+    def _document(self, c: Candidate) -> Document:
+        passages = {name: (self.plan.text_fields, spans) for name, spans in c.spans.items()}
+        return Document(c.id, c.fields, c.vectors, c.fingerprint, c.record.where(), new=c.new, passages=passages)
 
     def _stored_vectors(self, changed: list[tuple[Candidate, StoredState | None]]) -> list[dict]:
         existing = [i for i, (_, state) in enumerate(changed) if state is not None]

@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from vsearch.query.batch_file import BatchQuery
+from vsearch.query.snippets import Match
+from vsearch.snippets import make_snippet
 from vsearch.store import Hit
 
 
-RESULT_KEYS = ("rank", "id", "score", "query", "query_id")  # what vsearch adds to each row
+# What vsearch adds to each row. snippet: the passage that matched best (text mode: the text around the query's
+# words), shortened for a table; snippet_start/snippet_end: its [start, end) in snippet_field's value.
+SNIPPET_KEYS = ("snippet", "snippet_field", "snippet_start", "snippet_end")
+RESULT_KEYS = ("rank", "id", "score", "query", "query_id", *SNIPPET_KEYS)
 FIELD_PREFIX = "fields."
 
 
-def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str, object] | None = None) -> list[dict[str, object]]:
+def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str, object] | None = None,
+                short: bool = False) -> list[dict[str, object]]:
     """Rows for output: vsearch's own keys, then the document's fields.
 
     One rule in every format: a document field whose name is one of vsearch's keys (a column called `id` or
@@ -28,8 +34,17 @@ def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str,
             if name in row and str(row[name]) == str(value):
                 continue  # the input's own id column, which the result's id already shows
             row[field_column(name)] = value
+        if hit.snippet is not None:
+            row.update(_snippet_columns(hit.snippet, short))
         rows.append(row)
     return rows
+
+
+def _snippet_columns(match: Match, short: bool) -> dict[str, object]:
+    """The match as columns: for a table (`short`), ~200 characters around the query's words."""
+    if short:  # a person reads the words around the query's; the offsets are for programs
+        return {"snippet": make_snippet(match.text, match.query).text}
+    return {"snippet": match.text, "snippet_field": match.field, "snippet_start": match.start, "snippet_end": match.end}
 
 
 def field_column(name: str) -> str:
@@ -37,13 +52,13 @@ def field_column(name: str) -> str:
 
 
 def batch_rows(results: Iterable[tuple[BatchQuery, list[Hit]]], keep: list[str] | None,
-               streaming: bool) -> Iterator[list[dict[str, object]]]:
+               streaming: bool, short: bool = False) -> Iterator[list[dict[str, object]]]:
     """Result rows tagged with their query (and query_id): one list per query when streaming (JSONL), else all
     of them in one list (a table, JSON or CSV is written whole)."""
     rows: list[dict[str, object]] = []
     for query, hits in results:
         tag: dict[str, object] = {"query": query.label, **({"query_id": query.id} if query.id is not None else {})}
-        rows += result_rows(hits, keep, tag)
+        rows += result_rows(hits, keep, tag, short)
         if streaming:
             yield rows
             rows = []

@@ -19,6 +19,7 @@ from vsearch.query.batch_file import BatchQuery
 from vsearch.query.hybrid import Mode, hybrid_search, resolve_mode
 from vsearch.query.plan import check_text_fields, combined_filter, target_field, vector_search
 from vsearch.query.request import DEFAULT_K, MAX_K, QueryRequest, vector_options
+from vsearch.query.snippets import with_passages, with_text_matches
 from vsearch.query.vectors import embed_texts, query_vector
 from vsearch.schema import IndexSpec
 from vsearch.store import Hit
@@ -44,7 +45,7 @@ def run_query(client: store.Client, spec: IndexSpec, settings: Settings, request
     hits = search_many(client, spec, plan, [vector])[0]
     if plan.return_fields:
         _check_returned(spec, hits, list(plan.return_fields))
-    return hits
+    return with_passages(client, spec, plan.field, hits, vector, request.text or "")
 
 
 def run_batch(client: store.Client, spec: IndexSpec, settings: Settings, request: QueryRequest,
@@ -67,7 +68,8 @@ def run_batch(client: store.Client, spec: IndexSpec, settings: Settings, request
                 found.update((id(q), _run_text_mode(client, spec, settings, replace(request, text=q.text), mode, v))
                              for q, v in zip(texts, vectors))
             else:
-                found.update(zip(map(id, texts), search_many(client, spec, plan, vectors)))
+                found.update((id(q), with_passages(client, spec, plan.field, hits, v, q.text))
+                             for q, v, hits in zip(texts, vectors, search_many(client, spec, plan, vectors)))
         yield from ((q, found[id(q)]) for q in chunk)
 
 
@@ -111,13 +113,15 @@ def _run_text_mode(client: store.Client, spec: IndexSpec, settings: Settings, re
     # A page is the same ranking cut further down: the top offset + k, less the first offset.
     top = request.offset + k
     if mode is Mode.text:
-        hits = text_search(client, spec, text, top, where, fields)
+        hits = with_text_matches(spec, text_search(client, spec, text, top, where, fields)[request.offset:], text)
     else:
         field = target_field(spec, request)
         if vector is None:
             vector = query_vector(client, spec, settings, request, field)
         hits = hybrid_search(client, spec, field, vector, text, top, where, request.fusion, request.ef_runtime, fields)
-    hits = hits[request.offset:]
+        hits = hits[request.offset:]
+        hits = (with_passages(client, spec, field, hits, vector, text) if field.passages is not None
+                else with_text_matches(spec, hits, text))
     if fields:
         _check_returned(spec, hits, fields)
     return hits
@@ -161,7 +165,7 @@ def query_rows(settings: Settings, name: str, request: QueryRequest, for_table: 
     from vsearch.query.rows import result_rows
 
     client, spec = _open(settings, name)
-    return result_rows(run_query(client, spec, settings, request), _columns(spec, request, for_table))
+    return result_rows(run_query(client, spec, settings, request), _columns(spec, request, for_table), short=for_table)
 
 
 def batch_query_rows(settings: Settings, name: str, request: QueryRequest, queries: Iterable[BatchQuery],
@@ -171,4 +175,4 @@ def batch_query_rows(settings: Settings, name: str, request: QueryRequest, queri
 
     client, spec = _open(settings, name)
     results = run_batch(client, spec, settings, request, queries)
-    return batch_rows(results, _columns(spec, request, for_table), streaming)
+    return batch_rows(results, _columns(spec, request, for_table), streaming, short=for_table)

@@ -173,7 +173,7 @@ def create_args(spec: IndexSpec) -> list[str | int | float]:
                                           "DISTANCE_METRIC", v.metric.value.upper()]
         for key, value in v.params.items():
             attrs += [key.upper(), value]
-        args += [*_field_path(spec, v.name), "VECTOR", v.algorithm.value.upper(), len(attrs), *attrs]
+        args += [*layout_of(spec).vector_path(v), "VECTOR", v.algorithm.value.upper(), len(attrs), *attrs]
     if spec.stemmed_text:  # already stemmed by vsearch: NOSTEM, so RediSearch adds no second stem of its own
         args += [*_field_path(spec, STEMS_FIELD), "TEXT", "NOSTEM"]
     return args

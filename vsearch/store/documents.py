@@ -16,7 +16,7 @@ import redis
 from vsearch.errors import StoreError
 from vsearch.schema import DataType, IndexSpec, Storage, VectorField
 from vsearch.store.connection import translate_errors
-from vsearch.store.layouts import FINGERPRINT_FIELD, Document, layout_of
+from vsearch.store.layouts import FINGERPRINT_FIELD, PASSAGES_FIELD, Document, layout_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -222,3 +222,40 @@ def copy_documents(client: redis.Redis, source: IndexSpec, target: IndexSpec, id
     if batch:
         flush()
     return copied
+
+
+@dataclass(frozen=True)
+class StoredPassages:
+    """A passage-indexed document's passages: their vectors (one row each), [start, end) offsets, and the values
+    of the text fields they were cut from (`fields.join_texts` of them is the text the offsets point into)."""
+
+    vectors: np.ndarray
+    spans: list[tuple[int, int]]
+    fields: list[str]
+    texts: list[Any]
+
+
+def read_passages(client: redis.Redis, spec: IndexSpec, ids: Sequence[str], vector: VectorField) -> list[StoredPassages | None]:
+    """Each document's passages of `vector` (None for a document without them), in one round trip."""
+    import numpy as np
+    import orjson
+
+    pipe = client.pipeline(transaction=False)
+    for doc_id in ids:
+        pipe.execute_command("JSON.GET", key_of(spec, doc_id), "$")
+    with translate_errors(f"cannot read documents of index '{spec.name}'"):
+        replies = pipe.execute(raise_on_error=False)
+    out: list[StoredPassages | None] = []
+    for raw in replies:
+        try:
+            body = orjson.loads(raw)[0] if isinstance(raw, (bytes, str)) else None
+            meta = body[PASSAGES_FIELD][vector.name]
+            vectors = np.asarray(body[vector.name], dtype=np.float32)
+            spans = [(int(start), int(end)) for start, end in meta["spans"]]
+            names = [str(name) for name in meta["fields"]]
+            texts = [body.get(name) for name in names]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+            out.append(None)  # written before passages, or by another tool
+            continue
+        out.append(StoredPassages(vectors.reshape(len(spans), -1), spans, names, texts) if len(spans) else None)
+    return out

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 
 FINGERPRINT_FIELD = "__vsearch_fp"
+# A passage-indexed document's passages: per vector field, the text fields it embedded (joined by a space, as
+# `fields.joined_text` joins them) and each passage's [start, end) character offsets into that joined text.
+PASSAGES_FIELD = "__vsearch_passages"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Document:
     fingerprint: dict[str, str] = field(default_factory=dict)
     where: str = ""  # the input record it came from, for messages
     new: bool = False  # known not to exist yet: nothing older to delete first
+    # vector name -> (the text fields it embedded, each passage's [start, end)), for passage-indexed fields
+    passages: dict[str, tuple[tuple[str, ...], list[tuple[int, int]]]] = field(default_factory=dict)
 
 
 def _stems(spec: IndexSpec, fields: dict[str, Any]) -> str:
@@ -47,6 +52,11 @@ class HashLayout:
     def field_path(self, name: str) -> list[str]:
         """How FT.CREATE and RETURN name a field."""
         return [name]
+
+    def vector_path(self, vector: VectorField) -> list[str]:
+        if vector.passages is not None:  # checked at create-index; kept here as the layout's own guarantee
+            raise StoreError("passages need JSON storage: a hash field holds one vector")
+        return [vector.name]
 
     def write(self, pipe: Pipeline, spec: IndexSpec, key: str, doc: Document) -> int:
         """Queue the commands that write `doc` whole; returns how many were queued."""
@@ -112,6 +122,13 @@ class JsonLayout:
     def field_path(self, name: str) -> list[str]:
         return [f"$.{name}", "AS", name]
 
+    def vector_path(self, vector: VectorField) -> list[str]:
+        """A passage-indexed field holds a list of vectors: RediSearch indexes `$.name[*]` as one multi-value
+        VECTOR field, and KNN returns each document once, by its closest vector."""
+        if vector.passages is not None:
+            return [f"$.{vector.name}[*]", "AS", vector.name]
+        return self.field_path(vector.name)
+
     def write(self, pipe: Pipeline, spec: IndexSpec, key: str, doc: Document) -> int:
         pipe.execute_command("JSON.SET", key, "$", self._body(spec, doc))
         return 1
@@ -122,9 +139,13 @@ class JsonLayout:
         body: dict[str, Any] = dict(doc.fields)
         if spec.stemmed_text:
             body[STEMS_FIELD] = _stems(spec, doc.fields)
-        body.update({name: [float(x) for x in np.asarray(vec, dtype=np.float32)] for name, vec in doc.vectors.items()})
+        # tolist(): float32 values as Python floats, rows of a passage field as lists (a list of vectors)
+        body.update({name: np.asarray(vec, dtype=np.float32).tolist() for name, vec in doc.vectors.items()})
         if doc.fingerprint:
             body[FINGERPRINT_FIELD] = doc.fingerprint
+        if doc.passages:
+            body[PASSAGES_FIELD] = {name: {"fields": list(fields), "spans": [list(span) for span in spans]}
+                                    for name, (fields, spans) in doc.passages.items()}
         try:
             return json.dumps(body, allow_nan=False, ensure_ascii=False)
         except (TypeError, ValueError) as exc:  # the load's checks make this unreachable; keep the guarantee local

@@ -16,12 +16,12 @@ from vsearch.filters import guard_filter, text_query
 from vsearch.schema import IndexSpec, Metric, VectorField
 from vsearch.stems import STEMS_FIELD, stem_query
 from vsearch.store.connection import translate_errors
-from vsearch.store.layouts import FINGERPRINT_FIELD, layout_of
+from vsearch.store.layouts import FINGERPRINT_FIELD, PASSAGES_FIELD, layout_of
 from vsearch.store.keys import record_key
 from vsearch.store.vectors import QueryVector, dimensions, query_blob
 
 DISTANCE = "__vsearch_distance"
-STORED_HIDDEN = {FINGERPRINT_FIELD, STEMS_FIELD}  # what vsearch keeps in a document for itself
+STORED_HIDDEN = {FINGERPRINT_FIELD, STEMS_FIELD, PASSAGES_FIELD}  # what vsearch keeps in a document for itself
 HIDDEN = {DISTANCE, *STORED_HIDDEN}
 
 
@@ -31,6 +31,8 @@ class Hit:
     id: str
     score: float
     fields: dict[str, Any]
+    # The passage (or, in text mode, the part of the text) that matched best: vsearch.query.snippets fills it in.
+    snippet: Any = None
 
 
 @dataclass(frozen=True)
