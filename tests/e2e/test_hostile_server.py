@@ -318,7 +318,7 @@ def test_a_truncated_onnx_export_is_made_again_and_the_query_answers(cli, vsearc
 
 
 def test_models_prepare_on_a_fresh_home_keeps_it_private(tmp_path) -> None:
-    from tests.test_onnx_text import tiny_bert
+    from tests.e2e.test_onnx_text import tiny_bert
 
     model = tiny_bert(tmp_path / "model", "mean", normalize=True)
     home = tmp_path / "fresh" / "vsearch"

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.conftest import ROOT
-from tests.test_hostile_inputs import SPACES, WORDS, long_texts
+from tests.e2e.test_hostile_inputs import SPACES, WORDS, long_texts
 from vsearch import models, onnx_text
 from vsearch.errors import ModelError
 from vsearch.models import _bundled_text_model_path, load_text_encoder

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import one_error_line
-from tests.test_cron import counts, write_jsonl
+from tests.e2e.test_cron import counts, write_jsonl
 from vsearch import config, store
 from vsearch.ingest import LoadRequest, run_load
 from vsearch.store.documents import read_vectors

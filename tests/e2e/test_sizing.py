@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_cron import write_jsonl
+from tests.e2e.test_cron import write_jsonl
 
 DIM = 64
 
