@@ -1,0 +1,336 @@
+"""vsearch/records.py: CSV/TSV/JSON/JSONL/text readers, format detection and the errors a user sees (the same
+errors through the CLI: tests/e2e/test_records.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import vsearch.records as records
+from vsearch.errors import InputError, UsageError
+from vsearch.records import Format, detect_format, read_lines, read_records
+
+# Every value a string, so that CSV/TSV (which only know strings) and JSON can hold the same records.
+ROWS = [
+    {"id": "a1", "text": "plain words", "n": "1"},
+    {"id": "b2", "text": "comma, and \"quotes\" and ünïcödé ☃", "n": "-2.5"},
+    {"id": "c3", "text": "", "n": "300"},
+]
+
+
+def _delimited(rows: list[dict], sep: str) -> str:
+    def cell(value: str) -> str:
+        if any(c in value for c in (sep, '"', "\n")):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+
+    lines = [sep.join(rows[0])] + [sep.join(cell(v) for v in row.values()) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_same_data(tmp_path: Path, fmt: str, rows: list[dict] = ROWS) -> Path:
+    path = tmp_path / f"data.{fmt}"
+    if fmt == "csv":
+        path.write_text(_delimited(rows, ","), encoding="utf-8")
+    elif fmt == "tsv":
+        path.write_text(_delimited(rows, "\t"), encoding="utf-8")
+    elif fmt == "json":
+        path.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
+    else:
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def data(path: Path | str, fmt: Format) -> list[dict]:
+    return [r.check().data for r in read_records(str(path), fmt)]
+
+
+def input_error(call) -> str:
+    with pytest.raises(InputError) as caught:
+        call()
+    return str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Same data, every format
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl"])
+def test_every_format_gives_the_same_records(tmp_path, fmt) -> None:
+    path = write_same_data(tmp_path, fmt)
+    detected = detect_format(str(path), None)
+    assert detected is Format(fmt)
+    got = list(read_records(str(path), detected))
+    assert [r.data for r in got] == ROWS
+    assert {r.source for r in got} == {str(path)}
+    # Lines say where each record is, so that errors can point at it.
+    expected_lines = {"csv": [2, 3, 4], "tsv": [2, 3, 4], "jsonl": [1, 2, 3], "json": [2, 7, 12]}[fmt]
+    assert [r.line for r in got] == expected_lines
+    assert got[1].where() == f"{path} line {expected_lines[1]}"
+
+
+def test_csv_with_a_byte_order_mark(tmp_path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + _delimited(ROWS, ",").replace("\n", "\r\n").encode("utf-8"))
+    assert data(path, Format.csv) == ROWS
+    assert list(data(path, Format.csv)[0]) == ["id", "text", "n"]  # not '\ufeffid'
+
+
+def test_tsv_keeps_commas_and_spaces_and_skips_blank_rows(tmp_path) -> None:
+    path = tmp_path / "data.tsv"
+    path.write_text("id\tname\tnote\n1\tSmith, John\t a b \n\n2\tDoe, Jane\tx,y\n", encoding="utf-8")
+    got = list(read_records(str(path), Format.tsv))
+    assert [r.data for r in got] == [{"id": "1", "name": "Smith, John", "note": " a b "},
+                                     {"id": "2", "name": "Doe, Jane", "note": "x,y"}]
+    assert [r.line for r in got] == [2, 4]
+
+
+def test_csv_header_names_are_trimmed_and_must_be_unique(tmp_path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text(" id , text \n1,hello\n", encoding="utf-8")
+    assert data(path, Format.csv) == [{"id": "1", "text": "hello"}]
+    path.write_text("id,text,id\n1,2,3\n", encoding="utf-8")
+    assert input_error(lambda: data(path, Format.csv)).startswith(f"{path} line 1: ")
+
+
+def test_empty_files_give_no_records(tmp_path) -> None:
+    for fmt in Format:
+        path = tmp_path / f"empty.{fmt.value}"
+        path.write_text("[]" if fmt is Format.json else "", encoding="utf-8")
+        assert data(path, fmt) == []
+
+
+def test_json_array_and_single_object(tmp_path) -> None:
+    array = tmp_path / "array.json"
+    array.write_text('  [ {"id": 1, "tags": ["x", "y"]} , {"id": 2, "meta": {"k": null}} ]  \n', encoding="utf-8")
+    assert data(array, Format.json) == [{"id": 1, "tags": ["x", "y"]}, {"id": 2, "meta": {"k": None}}]
+
+    single = tmp_path / "one.json"
+    single.write_text('\n{\n  "id": "only",\n  "vector": [0.5, 1e-3]\n}\n', encoding="utf-8")
+    got = list(read_records(str(single), Format.json))
+    assert [r.data for r in got] == [{"id": "only", "vector": [0.5, 0.001]}]
+    assert got[0].line == 2
+
+
+def test_jsonl_with_blank_lines(tmp_path) -> None:
+    path = tmp_path / "gaps.jsonl"
+    path.write_text('\n{"id": 1}\n\n   \n{"id": 2, "s": "a\\nb"}\r\n\n', encoding="utf-8")
+    got = list(read_records(str(path), Format.jsonl))
+    assert [r.data for r in got] == [{"id": 1}, {"id": 2, "s": "a\nb"}]
+    assert [r.line for r in got] == [2, 5]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The streaming JSON reader across chunk boundaries
+
+TRICKY_JSON = r"""[
+  {"id": 1, "nested": {"a": [1, 22, {"b": null, "c": [true, false]}], "d": {}}, "n": 123456789},
+  {"id": 22, "s": "he said \"[not an array]\" {nor an object}, ok", "esc": "back\\slash \\\" ] , }"},
+  {"f": -1.5e-3, "g": 0, "h": 1E+10, "i": -0.0, "u": "\u00fcn\u00efc\u00f8d\u00e9 ☃ \ud83d\ude00", "list": []},
+
+  {"last": 7777777}
+]
+"""
+COMPACT_JSON = '[{"a":1},{"a":22},{"a":333},{"a":4444,"b":[55555]},{"s":"]\\"["}]'
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7])
+@pytest.mark.parametrize("text", [TRICKY_JSON, COMPACT_JSON], ids=["multiline", "compact"])
+def test_streaming_json_matches_json_load(tmp_path, monkeypatch, chunk, text) -> None:
+    path = tmp_path / "tricky.json"
+    path.write_text(text, encoding="utf-8")
+    expected = json.loads(text)
+    default = list(read_records(str(path), Format.json))
+    monkeypatch.setattr(records, "JSON_CHUNK", chunk)
+    got = list(read_records(str(path), Format.json))
+    assert [r.data for r in got] == expected
+    assert [r.line for r in got] == [r.line for r in default]
+    if text is TRICKY_JSON:
+        assert [r.line for r in got] == [2, 3, 4, 6]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7])
+def test_streaming_json_single_object_in_tiny_chunks(tmp_path, monkeypatch, chunk) -> None:
+    path = tmp_path / "one.json"
+    text = '{"id": 12345, "s": "}\\"{", "x": [1.25, -3]}'
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setattr(records, "JSON_CHUNK", chunk)
+    assert data(path, Format.json) == [json.loads(text)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Errors name the file and the line
+
+
+def test_csv_row_with_the_wrong_number_of_fields(tmp_path) -> None:
+    path = tmp_path / "bad.csv"
+    # Record 2 spans lines 3-4 (a quoted newline), so the bad row is on line 5.
+    path.write_text('id,text,n\n1,ok,1\n2,"two\nlines",2\n3,short\n4,never,4\n', encoding="utf-8")
+    records = list(read_records(str(path), Format.csv))
+    assert [r.data.get("id") for r in records] == ["1", "2", None, "4"]  # the reader goes on past the bad row
+    bad = records[2]
+    assert input_error(bad.check) == f"{path} line 5: 2 fields, but the header has 3"
+    assert bad.raw == "3,short\n"  # exactly as received, for --rejects
+    assert records[1].raw == '2,"two\nlines",2\n'
+
+
+def test_malformed_quoting_in_csv(tmp_path) -> None:
+    path = tmp_path / "quote.csv"
+    path.write_text('id,text\n1,"fine"\n2,"broken"x\n', encoding="utf-8")
+    message = input_error(lambda: data(path, Format.csv))
+    assert message.startswith(f"{path} line 3: malformed CSV")
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 7])
+def test_malformed_json_array_element_names_its_line(tmp_path, monkeypatch, chunk) -> None:
+    if chunk:
+        monkeypatch.setattr(records, "JSON_CHUNK", chunk)
+    path = tmp_path / "bad.json"
+    # Element 3 starts on line 4; its error is on line 5.
+    path.write_text('[\n  {"id": 1},\n  {"id": 2},\n  {"id": 3,\n   "x": 1,,\n   "y": 2},\n  {"id": 4}\n]\n',
+                    encoding="utf-8")
+    seen: list[int] = []
+
+    def consume() -> None:
+        for record in read_records(str(path), Format.json):
+            seen.append(record.data["id"])
+
+    message = input_error(consume)
+    assert message.startswith(f"{path} line 5: malformed JSON")
+    assert seen == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('[\n  {"id": 1},\n  5\n]', 3, "expected a JSON object, got int"),
+        ('[\n  {"id": 1},\n  ["a"]\n]', 3, "expected a JSON object, got list"),
+        ('[\n  {"id": 1}\n  {"id": 2}\n]', 3, "malformed JSON (expected ','"),
+        ('[\n  {"id": 1},\n', 3, "malformed JSON"),
+        ('[{"id": 1}]\n\n]', 3, "extra data"),
+        ('"just a string"', 1, "malformed JSON (expected '['"),
+    ],
+    ids=["number-element", "array-element", "missing-comma", "truncated", "extra-data", "not-an-array"],
+)
+def test_json_structure_errors(tmp_path, text, line, words) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(text, encoding="utf-8")
+    message = input_error(lambda: data(path, Format.json))
+    assert message.startswith(f"{path} line {line}: ")
+    assert words in message
+
+
+def test_malformed_jsonl_line(tmp_path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": 1}\n\n{"id": 2, "text": "unterminated}\n{"id": 4}\n', encoding="utf-8")
+    message = input_error(lambda: data(path, Format.jsonl))
+    assert message.startswith(f"{path} line 3: malformed JSON")
+
+
+def test_jsonl_line_that_is_an_array(tmp_path) -> None:
+    path = tmp_path / "arr.jsonl"
+    path.write_text('{"id": 1}\n[{"id": 2}]\n', encoding="utf-8")
+    assert input_error(lambda: data(path, Format.jsonl)) == f"{path} line 2: expected a JSON object, got list"
+
+
+@pytest.mark.parametrize("via_stdin", [False, True], ids=["file", "stdin"])
+@pytest.mark.parametrize("fmt", [*Format, "lines"], ids=lambda f: getattr(f, "value", f))
+def test_non_utf8_bytes_name_the_file_and_line(tmp_path, monkeypatch, fmt, via_stdin) -> None:
+    body = {"csv": "id,text\n1,ok\n2,caf\xe9\n", "tsv": "id\ttext\n1\tok\n2\tcaf\xe9\n",
+            "json": '[{"text": "ok"},\n {"text": "fine"},\n {"text": "caf\xe9"}]',
+            "jsonl": '{"text": "ok"}\n\n{"text": "caf\xe9"}\n', "lines": "ok\n\ncaf\xe9\n"}[getattr(fmt, "value", fmt)]
+    path = tmp_path / "latin1.bin"
+    path.write_bytes(body.encode("latin-1"))
+    name = str(path)
+    if via_stdin:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body.encode("latin-1"))))
+        name = "-"
+    reader = (lambda: list(read_lines(name))) if fmt == "lines" else (lambda: data(name, fmt))
+    shown = "<stdin>" if via_stdin else str(path)
+    column = "" if fmt is Format.json else " at column 14" if fmt is Format.jsonl else " at column 6" if fmt != "lines" else " at column 4"
+    assert input_error(reader) == f"{shown} line 3: not UTF-8 text (byte 0xe9{column})"
+
+
+@pytest.mark.parametrize("fmt", [*Format, "lines"], ids=lambda f: getattr(f, "value", f))
+def test_missing_file(tmp_path, fmt) -> None:
+    path = tmp_path / "nowhere.txt"
+    reader = (lambda: list(read_lines(str(path)))) if fmt == "lines" else (lambda: data(path, fmt))
+    assert input_error(reader) == f"file not found: {path}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# detect_format
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("a.csv", Format.csv), ("A.CSV", Format.csv), ("a.tsv", Format.tsv), ("a.tab", Format.tsv),
+     ("a.json", Format.json), ("a.jsonl", Format.jsonl), ("a.ndjson", Format.jsonl)],
+)
+def test_detect_format_by_extension(tmp_path, name, expected) -> None:
+    path = tmp_path / name
+    path.write_text("this content would sniff as nothing at all\n", encoding="utf-8")
+    assert detect_format(str(path), None) is expected
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('  \n[{"id": 1}]', Format.json),
+        ('{"id": 1}\n{"id": 2}\n', Format.jsonl),
+        ('{\n  "id": 1\n}\n', Format.json),
+        ("id\ttext, with comma\n1\thello\n", Format.tsv),
+        ("id,text\n1,hello\n", Format.csv),
+        ("\ufeffid,text\n1,hello\n", Format.csv),
+    ],
+    ids=["json-array", "jsonl", "json-object", "tsv", "csv", "csv-bom"],
+)
+def test_detect_format_by_sniffing_an_unknown_extension(tmp_path, content, expected) -> None:
+    path = tmp_path / "export.dat"
+    path.write_text(content, encoding="utf-8")
+    assert detect_format(str(path), None) is expected
+    assert len(data(path, expected)) >= 1  # and the sniffed format really reads it
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl"])
+def test_stdin_is_sniffed_and_then_read_from_its_start(tmp_path, monkeypatch, fmt) -> None:
+    body = write_same_data(tmp_path, fmt).read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body), encoding="utf-8"))
+    detected = detect_format("-", None)
+    assert detected is Format(fmt)
+    got = list(read_records("-", detected))
+    assert [r.data for r in got] == ROWS  # the peeked bytes were not lost
+    assert {r.source for r in got} == {"<stdin>"}
+
+
+def test_explicit_format_wins(tmp_path) -> None:
+    path = tmp_path / "mislabelled.csv"
+    path.write_text('{"id": 1}\n', encoding="utf-8")
+    assert detect_format(str(path), Format.jsonl) is Format.jsonl
+    assert detect_format(str(tmp_path / "whatever.dat"), Format.tsv) is Format.tsv  # not even opened
+
+
+@pytest.mark.parametrize("content", ["just some words\nand more\n", "", "\n  \n"], ids=["prose", "empty", "blank"])
+def test_unknown_format_asks_for_format(tmp_path, content) -> None:
+    path = tmp_path / "notes.dat"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(UsageError) as caught:  # the command line must say which format: a usage error
+        detect_format(str(path), None)
+    assert "--format" in str(caught.value) and str(path) in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# read_lines
+
+
+def test_read_lines_skips_blank_lines_and_numbers_by_line(tmp_path) -> None:
+    path = tmp_path / "texts.txt"
+    path.write_bytes("\ufefffirst\n\n   \n  second, with comma  \r\n\t\nthird".encode("utf-8"))
+    got = list(read_lines(str(path)))
+    assert [r.data for r in got] == [{"id": "1", "text": "first"}, {"id": "4", "text": "second, with comma"},
+                                     {"id": "6", "text": "third"}]
+    assert [r.line for r in got] == [1, 4, 6]
