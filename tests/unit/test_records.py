@@ -12,7 +12,7 @@ import pytest
 
 import vsearch.records as records
 from vsearch.errors import InputError, UsageError
-from vsearch.records import Format, detect_format, read_lines, read_records
+from vsearch.records import Format, detect_format, read_lines, read_records, sniff_format
 
 # Every value a string, so that CSV/TSV (which only know strings) and JSON can hold the same records.
 ROWS = [
@@ -334,3 +334,59 @@ def test_read_lines_skips_blank_lines_and_numbers_by_line(tmp_path) -> None:
     assert [r.data for r in got] == [{"id": "1", "text": "first"}, {"id": "4", "text": "second, with comma"},
                                      {"id": "6", "text": "third"}]
     assert [r.line for r in got] == [1, 4, 6]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A first JSONL record longer than what detect_format peeks at
+
+
+class ShortReads(io.RawIOBase):
+    """A pipe: each read gives at most `size` bytes, so a peek at stdin sees only the first of them."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.source, self.size = io.BytesIO(data), size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self.source.read(min(len(buffer), self.size))
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def _long_jsonl(rows: int = 3) -> bytes:
+    # `vsearch encode` output of 384-d vectors is ~8 KB a line; long texts make longer lines still.
+    return "".join(json.dumps({"id": f"r{i}", "vector": [0.123456789] * 384, "text": "word " * 4000}) + "\n"
+                   for i in range(rows)).encode()
+
+
+def test_a_piped_jsonl_whose_first_line_is_longer_than_one_read_is_jsonl(monkeypatch) -> None:
+    """`vsearch encode texts.txt | vsearch load NAME -`: a pipe gives 4 KiB a read, and a line cut there does not
+    parse; it was taken for a JSON object over several lines, and the load failed at line 2 with 'extra data'."""
+    body = _long_jsonl()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(ShortReads(body, 4096))))
+    detected = detect_format("-", None)
+    assert detected is Format.jsonl
+    assert [r.check().data["id"] for r in read_records("-", detected)] == ["r0", "r1", "r2"]
+
+
+def test_a_jsonl_file_whose_first_line_is_longer_than_the_peek_is_jsonl(tmp_path) -> None:
+    path = tmp_path / "export.dat"  # no extension to go by
+    path.write_bytes(_long_jsonl().replace(b'"text": "', b'"text": "' + b"x" * 70_000))
+    assert detect_format(str(path), None) is Format.jsonl
+    assert len(data(path, Format.jsonl)) == 3
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'{"id": 1, "text": "' + b"w" * 10_000, Format.jsonl),  # cut mid-line: a long JSONL record
+        (b'{"id": 1}', Format.jsonl),  # one object on one line reads the same either way
+        (b'{"id": 1,\n "text": "x"}\n', Format.json),  # an object over several lines
+        (b"{\n", Format.json),
+    ],
+    ids=["cut-first-line", "one-line-object", "multi-line-object", "brace-alone"],
+)
+def test_sniff_format_of_objects(head, expected) -> None:
+    assert sniff_format(head) is expected
