@@ -120,6 +120,20 @@ def test_a_given_vector_the_index_cannot_score_is_refused(value, message) -> Non
     assert refused(given_vector, record(v=value), "v", VECTOR) == f"{WHERE}: field 'v' {message}"
 
 
+@pytest.mark.parametrize("value", ["[[1, 2, 3]]", "5", "null"], ids=["nested", "a-number", "null"])
+def test_a_given_vector_that_is_not_a_flat_array_says_so(value) -> None:
+    # A nested array of the right size said "has 3 numbers, but text_vector holds 3-d vectors".
+    assert refused(given_vector, record(v=value), "v", VECTOR) == f"{WHERE}: field 'v' is not a JSON array of numbers"
+
+
+@pytest.mark.parametrize("value", ["[Infinity, -Infinity, 0]", "[1e39, -1e39, 0]"], ids=["both-infinities", "overflow-both-ways"])
+def test_infinities_of_both_signs_are_refused_without_a_numpy_warning(value) -> None:
+    """Their sum is NaN: numpy warned 'invalid value encountered in reduce' on stderr, beside the one-line reject."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert refused(given_vector, record(v=value), "v", VECTOR) == f"{WHERE}: field 'v' {NOT_FINITE}"
+
+
 def test_a_zero_vector_is_fine_where_the_metric_is_not_cosine() -> None:
     for metric in (Metric.l2, Metric.ip):
         vector = VectorField("text_vector", "text", "m", 3, metric=metric)
