@@ -39,6 +39,12 @@ def test_a_document_without_text_has_an_empty_stems_field() -> None:
     assert stemmed_text([]) == "" and stemmed_text(["the", ["a", "of"]]) == ""
 
 
+def test_a_null_text_value_is_no_word() -> None:
+    # A JSON document of another tool with "title": null was given the stem "none" when a rebuild copied it,
+    # so `--mode text none` found it.
+    assert stemmed_text([None, ["boots", None]]) == "boot" + STEM_MARK
+
+
 def test_a_query_is_an_or_of_its_distinct_stems_over_the_stems_field() -> None:
     assert stem_query("Boots, booted and BOOTS") == f"@{STEMS_FIELD}:(boot{STEM_MARK})"
     assert stem_query("running shoes") == f"@{STEMS_FIELD}:(run{STEM_MARK}|shoe{STEM_MARK})"
