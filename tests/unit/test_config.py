@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vsearch.config import DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, redact_url, resolve
+from vsearch.config import (DEFAULT_IMAGE_MODEL, DEFAULT_TEXT_MODEL, check_redis_url, config_path, has_userinfo,
+                            redact_url, resolve)
+from vsearch.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------------------
 # Precedence: flag > VSEARCH_* (then REDIS_URL for the URL) > config file > default
@@ -202,3 +204,95 @@ def test_redact_url_never_shows_a_password(password, form) -> None:
     # (a one-character password "@") tells nothing about the real one.
     skeleton = "\n".join(redact_url(_written(form, neutral)) for neutral in ["", *"@/?#&=:%"])
     assert not _leaks(password, shown, skeleton), shown
+
+
+# ---------------------------------------------------------------------------------------------------
+# Where the config file is, and what a broken one says
+
+
+def test_the_config_file_is_found_by_vsearch_config_then_xdg_then_home() -> None:
+    assert config_path({"VSEARCH_CONFIG": "~/my.toml", "XDG_CONFIG_HOME": "/x"}) == Path.home() / "my.toml"
+    assert config_path({"XDG_CONFIG_HOME": "/x"}) == Path("/x/vsearch/config.toml")
+    assert config_path({"VSEARCH_CONFIG": "", "XDG_CONFIG_HOME": ""}) == Path.home() / ".config/vsearch/config.toml"
+
+
+def test_the_environment_given_is_the_only_one_read(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VSEARCH_MODEL", "from-the-process")
+    monkeypatch.setenv("REDIS_URL", "redis://process:6379")
+    settings = resolve(env={"VSEARCH_CONFIG": str(tmp_path / "absent.toml"), "XDG_DATA_HOME": str(tmp_path)})
+    assert settings.model == DEFAULT_TEXT_MODEL and settings.redis_url is None
+
+
+def test_config_values_that_are_not_strings_are_taken_as_text(tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('home = "~/data"\nmodel = 7\ndevice = "cuda:1"\n', encoding="utf-8")
+    settings = resolve(env={"VSEARCH_CONFIG": str(config)})
+    assert (settings.home, settings.model, settings.device) == (Path.home() / "data", "7", "cuda:1")
+
+
+def test_a_folder_named_as_the_config_file_is_no_config(tmp_path) -> None:
+    assert resolve(env={"VSEARCH_CONFIG": str(tmp_path), "XDG_DATA_HOME": str(tmp_path)}).model == DEFAULT_TEXT_MODEL
+
+
+@pytest.mark.parametrize(("body", "reason"), [(b'model = "unterminated\n', "at line 1"),
+                                              (b"model = \n", "Invalid value (at line 1, column 9)"),
+                                              (b'model = "\xff"\n', "can't decode byte 0xff")],
+                         ids=["unterminated", "no-value", "not-utf8"])
+def test_a_broken_config_file_is_a_config_error_naming_it(tmp_path, body, reason) -> None:
+    config = tmp_path / "config.toml"
+    config.write_bytes(body)
+    with pytest.raises(ConfigError) as caught:
+        resolve(env={"VSEARCH_CONFIG": str(config)})
+    assert str(caught.value).startswith(f"cannot read config file {config}: ") and reason in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# URLs whose password would be read as a host, and redaction of any text
+
+
+@pytest.mark.parametrize("url", ["redis://u:p@h:1/0", "unix:///s.sock", "redis://user@host", "h:1", "redis://:p@h",
+                                 "rediss://h?ssl_password=x&db=2", "redis://u:p%2Fq@h"])
+def test_a_url_redis_py_reads_as_written_is_accepted(url) -> None:
+    check_redis_url(url)
+
+
+@pytest.mark.parametrize("url", ["redis://user:12345/x@127.0.0.1:1", "redis://:a?b@h", "redis://:a#b@h",
+                                 "redis://h:1/0?password=x@y"])
+def test_a_url_with_an_at_after_the_host_part_is_refused_without_its_secret(url) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_redis_url(url)
+    message = str(caught.value)
+    assert message.startswith(f"invalid Redis URL {redact_url(url)}: an '@' after the host part; percent-encode")
+    assert caught.value.exit_code == 2
+    for secret in ("12345/x", "a?b", "a#b", "x@y"):
+        assert secret not in message
+
+
+@pytest.mark.parametrize(("url", "has"), [("redis://u:p@h", True), ("redis://u@h", True), ("redis://h", False),
+                                          ("redis://h/0?password=a@b", False), ("u:p@h", True)])
+def test_has_userinfo_looks_before_the_host_only(url, has) -> None:
+    assert has_userinfo(url) is has
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("redis://h/0?a=1&b&c=2#frag", "redis://h/0?a=***&***&c=***"),  # every argument but the settings
+        ("redis://h?%64b=2", "redis://h?%64b=2"),  # `db`, percent-encoded, is still the setting
+        ("redis://h?pass word=1", "redis://h?***"),
+        ("redis://u:p@h#x@y", "redis://u:***@y"),  # the last '@' ends the user part, whatever comes before
+        ("redis://user:pw@h:6379?db=3&protocol=3", "redis://user:***@h:6379?db=3&protocol=3"),
+    ],
+)
+def test_redact_url_keeps_only_what_is_surely_not_a_secret(url, redacted) -> None:
+    assert redact_url(url) == redacted
+
+
+@settings(max_examples=60, deadline=None)
+@given(url=st.text(st.sampled_from("redis:/u@p?#&=%h1.[]~ ") | st.characters(), max_size=40))
+def test_redact_url_takes_any_text_and_its_output_is_already_redacted(url) -> None:
+    shown = redact_url(url)
+    assert redact_url(shown) == shown
+    if "@" not in url and "?" not in url and "#" not in url:
+        assert shown == url  # nothing that could hold a secret: shown as written
