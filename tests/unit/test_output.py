@@ -113,6 +113,13 @@ def test_a_table_shows_the_title_columns_and_scores_to_four_places() -> None:
         assert shown in text
 
 
+def test_a_table_without_rows_says_so() -> None:
+    # rich prints nothing at all for a table without columns: the caption and the title were lost, and a query
+    # without hits printed one blank line.
+    text = rendered([], OutputFormat.table, title="products: nothing like this")
+    assert "products: nothing like this" in text and "no results" in text
+
+
 @pytest.mark.parametrize(("text", "shown"), [("a\x1b[31mb", "a\\x1b[31mb"), ("\u202eevil", "\\u202eevil"),
                                              ("c\x9bd", "c\\x9bd"), ("bad\udcff", "bad\\udcff"),
                                              ("tab\there", "tab\\there"), ("zero\u200bwidth", "zero\\u200bwidth"),
