@@ -3,16 +3,22 @@ errors through the CLI: tests/e2e/test_records.py)."""
 
 from __future__ import annotations
 
+import csv
 import io
+import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import vsearch.records as records
 from vsearch.errors import InputError, UsageError
-from vsearch.records import Format, detect_format, read_lines, read_records, sniff_format
+from vsearch.records import (Format, Record, detect_format, image_folder, is_image_source, is_unicode, read_lines,
+                             read_records, read_source, read_stream, sniff_format)
 
 # Every value a string, so that CSV/TSV (which only know strings) and JSON can hold the same records.
 ROWS = [
@@ -390,3 +396,157 @@ def test_a_jsonl_file_whose_first_line_is_longer_than_the_peek_is_jsonl(tmp_path
 )
 def test_sniff_format_of_objects(head, expected) -> None:
     assert sniff_format(head) is expected
+
+
+# ---------------------------------------------------------------------------------------------------
+# Record: where it came from, and its errors
+
+
+def test_a_record_names_its_source_and_line_in_every_error() -> None:
+    good = Record("in.csv", 4, {"id": "1", "text": "x"})
+    assert good.where() == "in.csv line 4" and good.check() is good and good.value("text") == "x"
+    with pytest.raises(InputError) as caught:
+        good.value("title")
+    assert str(caught.value) == "in.csv line 4: no field 'title' (fields: id, text)"
+    with pytest.raises(InputError) as caught:
+        Record("<stdin>", 9, {}, error="malformed JSON (Expecting value at column 3)").check()
+    assert str(caught.value) == "<stdin> line 9: malformed JSON (Expecting value at column 3)"
+
+
+def test_a_missing_field_lists_at_most_twelve_of_the_fields() -> None:
+    wide = Record("w.csv", 2, {f"c{i}": "" for i in range(30)})
+    with pytest.raises(InputError) as caught:
+        wide.value("id")
+    assert str(caught.value).endswith("(fields: " + ", ".join(f"c{i}" for i in range(12)) + ")")
+
+
+@pytest.mark.parametrize(("text", "unicode"), [("plain", True), ("Größe 東京 🙂", True), ("\ud800", False),
+                                               ("bad\udcffname.jpg", False), ("", True)])
+def test_is_unicode_is_whether_redis_can_hold_the_text(text, unicode) -> None:
+    assert is_unicode(text) is unicode
+
+
+# ---------------------------------------------------------------------------------------------------
+# Image folders and globs
+
+
+@pytest.mark.parametrize(("source", "folder"), [("icons/*/*.png", "icons"), ("a/b/c?.jpg", "a/b"),
+                                                ("/abs/x/*.jpg", "/abs/x"), ("a/[ab]/x.png", "a"),
+                                                ("photos/**/*.jpg", "photos")])
+def test_a_glob_s_ids_start_at_its_parts_before_the_first_wildcard(source, folder) -> None:
+    assert image_folder(source) == Path(folder)
+
+
+def test_a_glob_that_starts_with_a_wildcard_starts_at_the_working_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert image_folder("*.png") == tmp_path
+
+
+def _images(tmp_path: Path) -> Path:
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.jpg", "sub/c.PNG", "sub/d.svg", "notes.txt", "a.webp"):
+        (folder / name).write_bytes(b"x")
+    (folder / "sub" / "dir.jpg").mkdir()  # a folder named like an image is no image
+    (folder / "link.jpg").symlink_to(folder / "b.jpg")
+    return folder
+
+
+def test_a_folder_lists_its_images_by_relative_path_sorted_with_symlinks_under_their_own_name(tmp_path) -> None:
+    folder = _images(tmp_path)
+    got = list(read_source(str(folder), None))
+    ids = ["a.webp", "b.jpg", "link.jpg", "sub/c.PNG", "sub/d.svg"]  # SVG listed, to be named as unsupported
+    assert [r.data for r in got] == [{"id": i, "image": i} for i in ids]
+    assert [r.line for r in got] == [1, 2, 3, 4, 5] and {r.source for r in got} == {str(folder)}
+
+
+def test_a_glob_lists_what_it_matches_relative_to_its_fixed_part(tmp_path) -> None:
+    folder = _images(tmp_path)
+    assert [r.data["id"] for r in read_source(str(folder / "*" / "*.PNG"), None)] == ["sub/c.PNG"]
+    assert [r.data["id"] for r in read_source(str(folder / "*.jpg"), None)] == ["b.jpg", "link.jpg"]
+
+
+def test_a_folder_or_glob_is_an_image_source_and_a_file_or_stdin_is_not(tmp_path) -> None:
+    folder = _images(tmp_path)
+    assert is_image_source(str(folder)) and is_image_source(str(folder / "*.jpg"))
+    assert not is_image_source("-") and not is_image_source(str(folder / "notes.txt"))
+    assert not is_image_source(str(tmp_path / "absent.csv"))
+    odd = tmp_path / "odd[1].csv"  # a file whose name looks like a glob is a file
+    odd.write_text("id\n1\n")
+    assert not is_image_source(str(odd))
+
+
+def test_a_file_name_that_is_not_utf8_is_one_record_with_an_error(tmp_path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    with open(os.path.join(os.fsencode(folder), b"bad\xffname.jpg"), "wb") as handle:
+        handle.write(b"x")
+    (folder / "good.jpg").write_bytes(b"x")
+    got = list(read_source(str(folder), None))
+    assert [r.data for r in got] == [{}, {"id": "good.jpg", "image": "good.jpg"}]
+    assert got[0].error == "file name 'bad\\udcffname.jpg' is not UTF-8: it cannot be an id; rename the file".replace(
+        "'bad", f"'{folder}/bad")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parsers, drawn by hypothesis: what a writer of each format writes reads back the same, line by line
+
+few = settings(max_examples=50, deadline=None)
+column_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8).map(
+    str.strip).filter(bool)
+cells = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
+objects = st.dictionaries(st.text(max_size=6), json_values, max_size=4)
+
+
+@few
+@given(header=st.lists(column_names, min_size=1, max_size=4, unique=True), data=st.data(),
+       fmt=st.sampled_from([Format.csv, Format.tsv]))
+def test_any_csv_or_tsv_a_csv_writer_makes_reads_back_with_its_lines(header, data, fmt) -> None:
+    rows = data.draw(st.lists(st.lists(cells, min_size=len(header), max_size=len(header)), max_size=4))
+    out = io.StringIO()
+    csv.writer(out, delimiter="\t" if fmt is Format.tsv else ",", lineterminator="\r\n").writerows([header, *rows])
+    got = list(read_stream(io.BytesIO(out.getvalue().encode()), "drawn", fmt))
+    assert [r.error for r in got] == [None] * len(rows)
+    assert [r.data for r in got] == [dict(zip(header, row)) for row in rows]
+    # Each record ends on the line after the newlines its quoted cells hold.
+    ends = list(itertools.accumulate(1 + sum(c.count("\n") + c.count("\r") - c.count("\r\n") for c in row)
+                                     for row in rows))
+    assert [r.line for r in got] == [1 + end for end in ends]
+    assert "".join(r.raw for r in got) == out.getvalue().split("\r\n", 1)[1]
+
+
+@few
+@given(rows=st.lists(objects, max_size=4), chunk=st.integers(1, 9), indent=st.sampled_from([None, 2]),
+       ascii=st.booleans())
+def test_any_json_array_reads_back_element_by_element_whatever_the_chunks(rows, chunk, indent, ascii) -> None:
+    text = json.dumps(rows, indent=indent, ensure_ascii=ascii)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records, "JSON_CHUNK", chunk)
+        assert [r.data for r in read_stream(io.BytesIO(text.encode()), "drawn", Format.json)] == rows
+
+
+@few
+@given(rows=st.lists(objects, max_size=4), blank=st.sampled_from(["", "\n", "  \n"]), ascii=st.booleans())
+def test_any_jsonl_reads_back_with_its_line_numbers_and_raw_lines(rows, blank, ascii) -> None:
+    lines = [json.dumps(row, ensure_ascii=ascii) + "\n" for row in rows]
+    got = list(read_stream(io.BytesIO((blank + blank.join(lines)).encode()), "drawn", Format.jsonl))
+    step = 1 + blank.count("\n")
+    assert [r.data for r in got] == rows and [r.raw for r in got] == lines
+    assert [r.line for r in got] == [blank.count("\n") + 1 + i * step for i in range(len(rows))]
+
+
+@few
+@given(body=st.binary(max_size=60), fmt=st.sampled_from(list(Format)))
+def test_any_bytes_are_records_or_one_input_error_never_a_crash(body, fmt) -> None:
+    try:
+        for record in read_stream(io.BytesIO(body), "drawn", fmt):
+            assert isinstance(record.data, dict)
+            if record.error:
+                assert record.data == {} and "\n" not in record.error
+    except InputError as error:
+        assert str(error).startswith("drawn line ")
