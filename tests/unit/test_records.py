@@ -513,10 +513,11 @@ def test_any_csv_or_tsv_a_csv_writer_makes_reads_back_with_its_lines(header, dat
     got = list(read_stream(io.BytesIO(out.getvalue().encode()), "drawn", fmt))
     assert [r.error for r in got] == [None] * len(rows)
     assert [r.data for r in got] == [dict(zip(header, row)) for row in rows]
-    # Each record ends on the line after the newlines its quoted cells hold.
-    ends = list(itertools.accumulate(1 + sum(c.count("\n") + c.count("\r") - c.count("\r\n") for c in row)
-                                     for row in rows))
-    assert [r.line for r in got] == [1 + end for end in ends]
+    # A record ends on its last physical line: one, and one more for each line break its quoted cells hold.
+    def lines(row: list[str]) -> int:
+        return 1 + sum(c.count("\n") + c.count("\r") - c.count("\r\n") for c in row)
+
+    assert [r.line for r in got] == list(itertools.accumulate(map(lines, rows), initial=lines(header)))[1:]
     assert "".join(r.raw for r in got) == out.getvalue().split("\r\n", 1)[1]
 
 
