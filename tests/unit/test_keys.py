@@ -177,3 +177,12 @@ def test_any_user_prefix_without_a_tilde_is_taken(prefix) -> None:
 def test_overlaps_is_symmetric_prefix_of_either_way() -> None:
     assert overlaps("a:", "a:b") and overlaps("a:b", "a:") and overlaps("x", "x")
     assert not overlaps("a:", "b:") and not overlaps("ab", "ac")
+
+
+@pytest.mark.parametrize("prefix", ["doc\n", "a\nb\n", "\n"])
+def test_a_prefix_ending_in_a_newline_keeps_its_family(prefix) -> None:
+    # `.` and `$` of the generation mark's pattern stopped at a final newline: `doc~2\n` was its own base, and the
+    # next rebuild made `doc~2~3\n` of it instead of `doc~3\n`.
+    assert base_prefix(generation_prefix(prefix, 2)) == prefix
+    assert generation_prefix(generation_prefix(prefix, 2), 3) == generation_prefix(prefix, 3)
+    assert base_prefix(prefix[:-1] + "~2~" + "\n") == prefix[:-1] + "~2~\n"  # not the old mark: that ends the prefix
