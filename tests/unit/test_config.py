@@ -196,7 +196,7 @@ def _leaks(password: str, shown: str, non_secret: str) -> list[str]:
     return found
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(password=PASSWORDS, form=st.sampled_from(PASSWORD_FORMS))
 def test_redact_url_never_shows_a_password(password, form) -> None:
     shown = redact_url(_written(form, password))

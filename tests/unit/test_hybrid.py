@@ -50,7 +50,7 @@ ranked_lists = st.lists(st.tuples(st.sampled_from("abcdefghij"), st.floats(-50, 
     lambda pairs: sorted(dict(pairs).items(), key=lambda p: -p[1]))
 
 
-@cases(300)
+@cases(100)
 @given(vector=ranked_lists, text=ranked_lists, alpha=st.floats(0, 1), k=st.integers(0, 100))
 def test_fusions_rank_the_union_best_first(vector, text, alpha, k) -> None:
     union = {d for d, _ in vector} | {d for d, _ in text}

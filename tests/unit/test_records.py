@@ -491,7 +491,7 @@ def test_a_file_name_that_is_not_utf8_is_one_record_with_an_error(tmp_path) -> N
 # ---------------------------------------------------------------------------------------------------
 # Parsers, drawn by hypothesis: what a writer of each format writes reads back the same, line by line
 
-few = settings(max_examples=50, deadline=None)
+few = settings(max_examples=30, deadline=None)
 column_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8).map(
     str.strip).filter(bool)
 cells = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
@@ -499,7 +499,7 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",))),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-    max_leaves=8)
+    max_leaves=5)
 objects = st.dictionaries(st.text(max_size=6), json_values, max_size=4)
 
 
