@@ -14,7 +14,7 @@ from vsearch.errors import EXIT_USAGE, UsageError
 from vsearch.store.keys import (NAMESPACE, base_prefix, check_prefix, check_user_prefix, default_prefix,
                                 generation_prefix, lock_key, overlaps, record_key)
 
-few = settings(max_examples=40, deadline=None)
+few = settings(max_examples=30, deadline=None)
 names = st.text(min_size=1, max_size=10)
 # What --prefix and schema files may hold: anything but '~' (check_user_prefix).
 user_prefixes = st.text(st.characters(exclude_characters="~"), min_size=1, max_size=10)

@@ -491,7 +491,7 @@ def test_a_file_name_that_is_not_utf8_is_one_record_with_an_error(tmp_path) -> N
 # ---------------------------------------------------------------------------------------------------
 # Parsers, drawn by hypothesis: what a writer of each format writes reads back the same, line by line
 
-few = settings(max_examples=30, deadline=None)
+few = settings(max_examples=20, deadline=None)
 column_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8).map(
     str.strip).filter(bool)
 cells = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)
