@@ -111,12 +111,17 @@ def given_vector(record: Record, column: str, vector: VectorField) -> np.ndarray
             array = np.asarray(values, dtype=np.float32)
     except (ValueError, TypeError):
         raise InputError(f"{record.where()}: field '{column}' is not a JSON array of numbers") from None
-    if array.ndim != 1 or array.size != vector.dim:
+    if array.ndim != 1:  # a number, null, or arrays in an array
+        raise InputError(f"{record.where()}: field '{column}' is not a JSON array of numbers")
+    if array.size != vector.dim:
         raise InputError(f"{record.where()}: field '{column}' has {array.size} numbers, but {vector.name} holds "
                          f"{vector.dim}-d vectors")
     # One float64 sum: NaN or infinity in, NaN or infinity out, and 1,000s of float32 maxima cannot overflow it.
     # np.all(np.isfinite(...)) cost 7% of a load of given vectors (bench/report.py --part loading profiles it).
-    if not math.isfinite(array.sum(dtype=np.float64)):
+    # Infinities of both signs sum to NaN, which numpy would warn about on stderr.
+    with np.errstate(invalid="ignore"):
+        total = array.sum(dtype=np.float64)
+    if not math.isfinite(total):
         raise InputError(f"{record.where()}: field '{column}' holds a NaN, an infinite number or one past float32's "
                          "range (3.4e38)")
     check_scorable(array, vector, f"{record.where()}: field '{column}'")

@@ -159,4 +159,8 @@ def _table(rows: Sequence[dict[str, Any]], title: str | None, stream: IO[str]) -
         table.add_row(*(Text(safe_text(_table_cell(_cell(row.get(c))))) for c in columns))
     if not rows:
         table.caption = "no results"
-    Console(file=stream, soft_wrap=False, markup=False, emoji=False, highlight=False).print(table)
+    console = Console(file=stream, soft_wrap=False, markup=False, emoji=False, highlight=False)
+    if not columns:  # rich prints nothing at all for a table without columns, its title and caption included
+        console.print(Text(f"{safe_text(title, newlines=False)}\nno results" if title else "no results"))
+        return
+    console.print(table)

@@ -167,7 +167,11 @@ def sniff_format(head: bytes) -> Format | None:
     if text.startswith("["):
         return Format.json
     if text.startswith("{"):
-        first = text.split("\n", 1)[0]
+        first, newline, _ = text.partition("\n")
+        if not newline:
+            # The first line goes on past what was peeked (a pipe gives 4 KiB at a time, a file 64 KiB here): a long
+            # JSONL record, which cannot be parsed from its start. A JSON object all on one line reads the same as JSONL.
+            return Format.jsonl
         try:
             json.loads(first)
             return Format.jsonl

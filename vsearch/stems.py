@@ -49,11 +49,13 @@ def stems(text: str) -> list[str]:
 
 
 def stemmed_text(values: Iterable[Any]) -> str:
-    """The STEMS_FIELD value of a document: the stems of its TEXT values (strings, or lists of them) in one line."""
+    """The STEMS_FIELD value of a document: the stems of its TEXT values (strings, or lists of them) in one line.
+    A null (JSON's, in a document another tool wrote) is no text, not the word "None"."""
     parts: list[str] = []
     for value in values:
         for text in value if isinstance(value, list) else [value]:
-            parts.extend(stems(str(text)))
+            if text is not None:
+                parts.extend(stems(str(text)))
     return " ".join(stem + STEM_MARK for stem in parts)
 
 

@@ -1,4 +1,5 @@
-"""The command line as a whole: help everywhere, python -m, lazy model imports, one-line errors."""
+"""The command line as a whole: help everywhere, python -m, lazy model imports, one-line errors (that every
+registered command is in COMMANDS: tests/unit/test_cli.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,9 @@ import subprocess
 import sys
 
 import pytest
-import typer
 
 from tests.e2e.conftest import ROOT
-from vsearch.cli import app
-
-COMMANDS = ["similarity", "encode", "create-index", "drop-index", "list", "info", "load", "query",
-            "server start", "server stop", "server status", "server setup", "models prepare"]
+from tests.unit.test_cli import COMMANDS
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -21,17 +18,6 @@ def test_every_command_has_help_with_an_example(cli, command: str) -> None:
     result = cli(*command.split(), "--help")
     assert "Example: vsearch" in result.stdout
     assert "Usage: vsearch" in result.stdout
-
-
-def test_every_registered_command_is_covered() -> None:
-    group = typer.main.get_command(app)
-    names = set()
-    for name, command in group.commands.items():
-        if hasattr(command, "commands"):
-            names |= {f"{name} {sub}" for sub in command.commands}
-        else:
-            names.add(name)
-    assert names == set(COMMANDS)
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,5 @@
-"""`vsearch encode`: texts and images to JSONL, .npy and raw float32, from files and stdin."""
+"""`vsearch encode`: texts and images to JSONL, .npy and raw float32, from files and stdin (its batching alone:
+tests/unit/test_encode.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import SAMPLE
-from vsearch.encode import Item, encode_items
 from vsearch.models import load_text_encoder
 
 SENTENCES = ["A man is eating food.", "A monkey is playing drums.", "Today is a sunny day"]
@@ -104,31 +104,6 @@ def test_structured_input_needs_field(cli, tmp_path) -> None:
     assert result.exit_code == 2 and "--field" in result.stderr
     result = cli("encode", path, "--field", "nope", ok=False)
     assert result.exit_code == 1 and "line 2: no field 'nope'" in result.stderr
-
-
-class CountingEncoder:
-    """A stand-in encoder for the batching logic only: records each call's size."""
-
-    name, dim, modalities = "counting", 2, frozenset({"text"})
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def encode_texts(self, texts, batch_size=64):
-        self.calls.append(len(texts))
-        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
-
-    def encode_images(self, images, batch_size=64):  # pragma: no cover - not used
-        raise NotImplementedError
-
-
-def test_chunks_keep_order_and_size() -> None:
-    encoder = CountingEncoder()
-    items = [Item(str(i), "x" * i) for i in range(10)]
-    out = list(encode_items(items, encoder, images=False, batch_size=2, chunk=4))
-    assert encoder.calls == [4, 4, 2]
-    assert [i for ids, _ in out for i in ids] == [str(i) for i in range(10)]
-    assert [v[0] for _, vectors in out for v in vectors] == list(range(10))
 
 
 def test_failed_encode_leaves_no_output_file(cli, tmp_path) -> None:

@@ -7,7 +7,6 @@ Each case must end in data shown literally or in one clear error line, with memo
   UTF-8) is one rejected record or one error line; the rest of its batch is loaded.
 - `--batch` names the line that holds a bad byte; a stopword-only line in a text-mode batch has no results,
   and the other lines still answer.
-- JSON and JSONL output is always valid JSON (no bare NaN or Infinity); a CSV cell with a CR is quoted.
 - A zero vector on a COSINE index (no direction, so no score) is refused at load and at query, and a value past
   FLOAT16's range on a FLOAT16 index is refused at load.
 - Transparent images are composited onto white: shapes on transparency no longer embed as one image. A load
@@ -16,13 +15,17 @@ Each case must end in data shown literally or in one clear error line, with memo
   with a wildcard in a folder part starts at the part before the first wildcard.
 - A long text is tokenized only as far as the model reads it, by the torch and the ONNX encoder alike
   (test_onnx_text.py: a 12 MB query costs the ONNX encoder under 150 MB; it took 1.7 GB).
+
+What needs neither a server nor a model (tables, image bombs, huge and malformed files, JSON and CSV output):
+tests/unit/test_hostile_inputs.py.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import re
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -30,55 +33,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import os
-import subprocess
-import sys
-
 from tests.e2e.conftest import ROOT, SAMPLE, one_error_line
-from vsearch import models, records
-from vsearch.errors import InputError
+from tests.unit.test_hostile_inputs import HOSTILE, TERMINAL_CONTROLS, input_error, one_bit_png
+from vsearch import models
 from vsearch.models import load_image_encoder, load_text_encoder, open_image
 from vsearch.models.images import IMAGE_DECODE_SIDE
-from vsearch.output import OutputFormat, render
-from vsearch.records import Format, read_records, read_stream
-
-# What a terminal obeys: C0 controls but newline, DEL, C1 controls (0x9b is a one-byte CSI), bidi controls.
-TERMINAL_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-HOSTILE = ["[/x]", "[bold]loud[/bold]", ":smile:", "\x1b[31mred\x1b[0m", "\x1b]0;owned\x07", "\x9b2J",
-           "\x1b]8;;http://evil/\x1b\\link", "abc\u202edcba", "tab\there\rcr\x08bs\x00nul"]
-
-
-def input_error(call) -> str:
-    with pytest.raises(InputError) as caught:
-        call()
-    return str(caught.value)
+from vsearch.records import Format, read_records
 
 
 # ---------------------------------------------------------------------------------------------------
 # Terminal output
-
-
-def table(rows, title=None) -> str:
-    out = io.StringIO()
-    render(rows, OutputFormat.table, title=title, stream=out)
-    return out.getvalue()
-
-
-def test_table_shows_markup_literally_and_escapes_controls() -> None:
-    shown = table([{"id": f"id{n}", "text": text, "score": 0.5} for n, text in enumerate(HOSTILE)],
-                  title="query: [/x] \x1b[2J")
-    assert not TERMINAL_CONTROLS.search(shown)
-    for literal in ("[/x]", "[bold]loud[/bold]", ":smile:", "\\x1b[31mred", "\\x1b]0;owned\\x07", "\\x9b2J",
-                    "abc\\u202edcba", "query: [/x] \\x1b[2J"):
-        assert literal in shown
-    assert "😄" not in shown
-
-
-@settings(max_examples=200, deadline=None)
-@given(cell=st.text(), column=st.text(min_size=1), title=st.text())
-def test_any_text_in_a_table_reaches_the_terminal_inert(cell, column, title) -> None:
-    shown = table([{"id": cell, column: cell}], title=title)
-    assert not TERMINAL_CONTROLS.search(shown)
 
 
 def test_similarity_table_from_the_cli(cli) -> None:
@@ -102,41 +66,12 @@ def test_query_table_of_stored_hostile_fields(cli, index_name, tmp_path) -> None
 # Images
 
 
-def one_bit_png(path, size) -> None:
-    """A huge image that is small on disk and cheap to make: 1 bit a pixel, all black."""
-    Image.new("1", size).save(path)
-
-
-@pytest.mark.parametrize("size", [(10_000, 9_000), (14_000, 13_000)], ids=["over-limit", "over-twice-limit"])
-def test_decompression_bomb_is_one_input_error(tmp_path, monkeypatch, size) -> None:
-    monkeypatch.chdir(tmp_path)
-    one_bit_png("bomb.png", size)
-    message = input_error(lambda: open_image(models.Path("bomb.png")))
-    assert message.startswith("bomb.png: image too large (")
-    assert "89,478,485 pixels" in message and str(tmp_path) not in message
-
-
 def test_decompression_bomb_from_the_cli(cli, products, tmp_path) -> None:
     bomb = tmp_path / "bomb.png"
     one_bit_png(bomb, (10_000, 9_000))
     for args in (("encode", bomb), ("query", products, "--image", bomb)):
         line = one_error_line(cli(*args, ok=False))
         assert line.startswith(f"vsearch: error: {bomb}: image too large")
-
-
-def test_truncated_jpeg_is_one_input_error(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    whole = (SAMPLE / "images" / "1653.jpg").read_bytes()
-    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
-    assert input_error(lambda: open_image(models.Path("cut.jpg"))).startswith("cut.jpg: not a readable image (image file is truncated")
-
-
-def test_image_errors_name_only_the_path_given(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "folder.jpg").mkdir()
-    (tmp_path / "text.jpg").write_text("not an image")
-    assert input_error(lambda: open_image(models.Path("folder.jpg"))) == "folder.jpg: not a readable image (Is a directory)"
-    assert input_error(lambda: open_image(models.Path("text.jpg"))) == "text.jpg: not a readable image (not a format Pillow knows)"
 
 
 def test_small_images_decode_exactly_as_before(tmp_path) -> None:
@@ -218,40 +153,6 @@ def monkeypatch_module():
 # JSON, JSONL, CSV
 
 
-class CountingReader(io.RawIOBase):
-    """A byte stream that counts what a reader took from it, and how many reads it made."""
-
-    def __init__(self, data: bytes) -> None:
-        self.source, self.taken, self.reads = io.BytesIO(data), 0, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        count = self.source.readinto(buffer)
-        self.taken += count
-        self.reads += 1
-        return count
-
-
-def test_bad_element_early_in_a_big_json_array_fails_at_once() -> None:
-    body = b'[{"id": 1, "text": "fine"},\n{"id": 2, "text": tru},\n' + b'{"id": 3, "text": "more"},\n' * 2_000_000 + b'{"id": 4}]'
-    assert len(body) > 50_000_000
-    stream = CountingReader(body)
-    message = input_error(lambda: list(read_stream(io.BufferedReader(stream), "big.json", Format.json)))
-    assert message == "big.json line 2: malformed JSON (Expecting value)"
-    assert stream.taken < 1_000_000  # it stopped at the bad element, not at the end of 50 MB
-
-
-def test_one_huge_json_value_is_read_in_few_reads(monkeypatch) -> None:
-    monkeypatch.setattr(records, "JSON_CHUNK", 1 << 12)
-    huge = "w" * 8_000_000
-    stream = CountingReader(json.dumps([{"id": 1, "text": huge}, {"id": 2, "text": "x"}]).encode())
-    got = [r.data for r in read_stream(io.BufferedReader(stream), "huge.json", Format.json)]
-    assert got == [{"id": 1, "text": huge}, {"id": 2, "text": "x"}]
-    assert stream.reads < 40  # the buffer doubles: not 2,000 reads each copying a growing buffer
-
-
 @pytest.mark.parametrize("fmt", ["json", "jsonl"])
 def test_json_nesting_bomb_is_one_input_error(cli, tmp_path, fmt) -> None:
     path = tmp_path / f"deep.{fmt}"
@@ -261,45 +162,6 @@ def test_json_nesting_bomb_is_one_input_error(cli, tmp_path, fmt) -> None:
     assert message.startswith(f"{path} line 2: JSON nested")
     line = one_error_line(cli("encode", path, "--field", "text", ok=False))
     assert line.startswith(f"vsearch: error: {path} line 2: JSON nested")
-
-
-def test_csv_field_over_the_csv_module_limit_is_read(tmp_path) -> None:
-    path = tmp_path / "long.csv"
-    long_text = "word " * 100_000  # 500,000 characters, over csv's default field limit of 131,072
-    path.write_text(f'id,text\n1,"{long_text}"\n2,short\n')
-    assert [r.data["text"] for r in read_records(str(path), Format.csv)] == [long_text, "short"]
-
-
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "lines"])
-def test_a_record_over_the_size_limit_names_its_line(tmp_path, monkeypatch, fmt) -> None:
-    monkeypatch.setattr(records, "MAX_RECORD_CHARS", 1_000)
-    monkeypatch.setattr(records, "JSON_CHUNK", 100)
-    long_text = "w" * 2_000
-    many_lines = ("w" * 99 + "\n") * 20  # each line short: the field is what is too long
-    body = {"csv": f'id,text\n1,ok\n2,"{many_lines}"\n', "jsonl": f'{{"text": "ok"}}\n{{"text": "{long_text}"}}\n',
-            "json": f'[{{"text": "ok"}},\n{{"text": "{long_text}"}}]', "lines": f"ok\n{long_text}\n"}[fmt]
-    path = tmp_path / f"big.{fmt}"
-    path.write_text(body)
-    reader = (lambda: list(records.read_lines(str(path)))) if fmt == "lines" else (lambda: [r.check() for r in read_records(str(path), Format(fmt))])
-    message = input_error(reader)
-    expected = {"csv": f"{path} line 13: malformed CSV (field larger than field limit (1000))",
-                "jsonl": f"{path} line 2: longer than 1,000 characters", "lines": f"{path} line 2: longer than 1,000 characters",
-                "json": f"{path} line 2: a JSON value longer than 1,000 characters"}[fmt]
-    assert message == expected
-
-
-@pytest.mark.parametrize("fmt", ["json", "jsonl", "tsv"])
-def test_byte_order_mark_is_skipped(tmp_path, fmt) -> None:
-    path = tmp_path / f"bom.{fmt}"
-    body = {"json": '[{"id": "1"}]', "jsonl": '{"id": "1"}\n', "tsv": "id\n1\n"}[fmt]
-    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
-    assert [r.data for r in read_records(str(path), Format(fmt))] == [{"id": "1"}]
-
-
-def test_nul_bytes_in_csv_are_data(tmp_path) -> None:
-    path = tmp_path / "nul.csv"
-    path.write_bytes(b"id,text\n1,a\x00b\n")
-    assert [r.data for r in read_records(str(path), Format.csv)] == [{"id": "1", "text": "a\x00b"}]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -403,23 +265,6 @@ def test_near_zero_radius_is_a_usage_error(cli, index_name) -> None:
         assert "radius must be more than 0" in one_error_line(result)
 
 
-def test_a_bare_cr_in_csv_output_is_quoted() -> None:
-    import csv
-
-    out = io.StringIO()
-    render([{"id": "1", "t": "a\rb"}, {"id": "2", "t": "x"}], OutputFormat.csv, stream=out)
-    assert list(csv.reader(io.StringIO(out.getvalue(), newline=""))) == [["id", "t"], ["1", "a\rb"], ["2", "x"]]
-
-
-def test_json_output_never_holds_a_bare_nan() -> None:
-    for fmt in (OutputFormat.jsonl, OutputFormat.json):
-        out = io.StringIO()
-        render([{"id": "1", "score": float("nan"), "f": {"x": float("inf")}}], fmt, stream=out)
-        text = out.getvalue()
-        assert "NaN" not in text and "Infinity" not in text
-        json.loads(text if fmt is OutputFormat.json else text.splitlines()[0])
-
-
 def test_a_zero_vector_on_a_cosine_index_is_refused(cli, redis_client, index_name, tmp_path) -> None:
     _given(cli, index_name)
     path = tmp_path / "rows.jsonl"
@@ -514,19 +359,3 @@ def test_a_schema_file_that_is_not_utf8_is_one_error_line(cli, index_name, tmp_p
     result = cli("create-index", index_name, "--schema", schema, ok=False)
     assert result.exit_code == 1
     assert "not UTF-8 text" in one_error_line(result)
-
-
-def test_encode_refuses_an_image_file_name_that_is_not_utf8(tmp_path) -> None:
-    from vsearch.encode import expand_images
-
-    name = os.path.join(os.fsencode(tmp_path), b"bad\xffname.jpg")
-    with open(name, "wb") as handle:
-        handle.write((SAMPLE / "images" / "1653.jpg").read_bytes())
-    message = input_error(lambda: expand_images([str(tmp_path / "*.jpg")]))
-    assert "is not UTF-8 text" in message
-
-
-def test_a_table_shows_a_lone_surrogate_as_an_escape() -> None:
-    out = io.StringIO()
-    render([{"id": "bad\udcffname.jpg", "score": 1.0}], OutputFormat.table, stream=out)
-    assert "bad\\udcffname.jpg" in out.getvalue()

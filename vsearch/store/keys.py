@@ -42,8 +42,8 @@ def generation_prefix(prefix: str, generation: int) -> str:
     return base if generation <= 1 else f"{base[:-1]}~{generation}{base[-1]}"
 
 
-_GENERATION_MARK = re.compile(r"~\d+(?=.$)")
-_OLD_GENERATION_MARK = re.compile(r"~\d+~$")  # before: `doc` became `doc~2~`
+_GENERATION_MARK = re.compile(r"~\d+(?=.\Z)", re.DOTALL)  # \Z and DOTALL: a prefix may end in a newline
+_OLD_GENERATION_MARK = re.compile(r"~\d+~\Z")  # before: `doc` became `doc~2~`
 
 
 def base_prefix(prefix: str) -> str:
