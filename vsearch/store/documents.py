@@ -411,10 +411,13 @@ def write_stored(client: redis.Redis, spec: IndexSpec, documents: Sequence[Store
     for doc in documents:
         key = key_of(spec, doc.id)
         texts = (doc.fields[name] for name in spec.text_fields if name in doc.fields)
+        # In write_documents' order (fields, stems, vectors, fingerprint): Redis keeps a small hash's fields, and a
+        # JSON document's members, in the order written, so a restored document reads back as the original did.
         if spec.storage is Storage.json:
-            body: dict[str, Any] = {**doc.fields, **doc.vectors}
+            body: dict[str, Any] = dict(doc.fields)
             if spec.stemmed_text:
                 body[STEMS_FIELD] = stemmed_text(texts)
+            body.update(doc.vectors)
             if doc.fingerprint:
                 body[FINGERPRINT_FIELD] = doc.fingerprint
             try:
@@ -422,10 +425,11 @@ def write_stored(client: redis.Redis, spec: IndexSpec, documents: Sequence[Store
             except (TypeError, ValueError) as exc:  # the restore's checks make this unreachable
                 raise StoreError(f"document {doc.id!r}: cannot store as JSON ({exc})") from exc
         else:
-            mapping: dict[Any, Any] = {**doc.fields, **doc.vectors}
+            mapping: dict[Any, Any] = dict(doc.fields)
             if spec.stemmed_text:
                 mapping[STEMS_FIELD] = stemmed_text(t.decode("utf-8", "replace") if isinstance(t, bytes) else t
                                                     for t in texts)
+            mapping.update(doc.vectors)
             if doc.fingerprint:
                 mapping[FINGERPRINT_FIELD] = orjson.dumps(doc.fingerprint, option=orjson.OPT_SORT_KEYS)
             pipe.delete(key)  # no field of an older version may survive
