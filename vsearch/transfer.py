@@ -14,8 +14,10 @@ no reader splits a line elsewhere).
   "fingerprint": {...}}`, and `"bytes": {NAME: BASE64}` for HASH values that are not UTF-8 text. Fields are
   every stored field but the vectors and vsearch's hidden ones (the stems field is made again on restore);
   the fingerprint is the stored one, so that `load` after a restore skips every unchanged record. A vector is
-  base64 of `elements[FIELD]`, little-endian, or a JSON array of numbers (`--vectors json`, and a JSON
-  document's vector whose numbers float32 would round).
+  base64 of `elements[FIELD]`, little-endian, or a JSON array of numbers (`--vectors json`). A JSON index's
+  vectors are the float32 numbers its index holds (vsearch writes float32 values; RedisJSON prints some of them
+  one unit in the last place off, and rounding takes them back); FLOAT64 ones are float64, snapped the same way
+  only where a number lies within a few units of a float32.
 - The last line: `{"end": "vsearch-export", "documents": N}`, N the document lines above it: a restore that
   finds no end line, or another count, says the file is incomplete.
 
@@ -164,14 +166,20 @@ def _export_vector(value: Any, spec: IndexSpec, element: DataType, encoding: Vec
         if encoding is VectorEncoding.base64 or len(value) % _ITEM_SIZE[element]:
             return base64.b64encode(value).decode()  # as stored, bit for bit (a wrong length too: restore refuses it)
         return _decode(value, element).tolist()
-    if encoding is VectorEncoding.json or not _numbers(value):
-        return value  # as stored (not numbers: restore refuses it)
+    if not _numbers(value):
+        return value  # as stored: restore refuses it
     import numpy as np
 
     numbers = np.asarray(value, dtype=np.float64)
-    packed = numbers.astype(_NUMPY_TYPE[element])
-    if not np.array_equal(packed.astype(np.float64), numbers):
-        return value  # numbers that float32 would round: as they are
+    if element is DataType.float32:
+        packed = numbers.astype("<f4")  # what the index holds, and what vsearch wrote
+    else:
+        # RedisJSON prints some doubles one unit in the last place off (16 digits where 17 are needed): a number
+        # that close to a float32 is the float32 that vsearch wrote (its vectors are float32), so take that back.
+        nearest = numbers.astype(np.float32).astype(np.float64)
+        packed = np.where(np.abs(nearest - numbers) <= 4 * np.spacing(np.abs(numbers)), nearest, numbers).astype("<f8")
+    if encoding is VectorEncoding.json:
+        return packed.astype(np.float64).tolist()
     return base64.b64encode(packed.tobytes()).decode()
 
 
@@ -251,8 +259,8 @@ def parse_document(line: bytes, spec: IndexSpec, types: dict[str, DataType]) -> 
 def _json_object(line: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise BadLine(f"not JSON ({exc})") from None
+    except orjson.JSONDecodeError as exc:  # its own "line 1" would only confuse: the caller names the line
+        raise BadLine(f"not JSON ({exc.msg} at character {exc.pos + 1})") from None
     if not isinstance(data, dict):
         raise BadLine("not a JSON object")
     return data
