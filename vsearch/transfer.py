@@ -430,16 +430,22 @@ def restore_index(client: redis.Redis, request: RestoreRequest,
                 stats = wait_indexed(client, spec)
             starts_empty = stats.documents == 0
             end = None
-            while batch := list(islice(lines, request.batch_size)):
-                documents: dict[str, StoredDocument] = {}
-                for number, line in batch:
-                    end = _take_line(number, line, end, export, spec, documents, report, rejects)
-                if documents:
-                    lease.check()
-                    write_stored(client, spec, list(documents.values()))
-                    check_persisted(client, f"the last batch's {len(documents)} document(s)")
-                    report.written += len(documents)
-                progress(len(batch), sum(len(line) for _, line in batch))
+            try:
+                while batch := list(islice(lines, request.batch_size)):
+                    documents: dict[str, StoredDocument] = {}
+                    read = report.read
+                    for number, line in batch:
+                        end = _take_line(number, line, end, export, spec, documents, report, rejects)
+                    if documents:
+                        lease.check()
+                        write_stored(client, spec, list(documents.values()))
+                        check_persisted(client, f"the last batch's {len(documents)} document(s)")
+                        report.written += len(documents)
+                    progress(report.read - read, sum(len(line) + 1 for _, line in batch))
+            except StoreError as exc:  # a lost connection or lock: every write replaces whole documents, so rerun
+                exc.args = (f"{exc} ({report.written} documents were restored before it; rerun the same command "
+                            "to finish)",)
+                raise
             _check_complete(end, report, where)
             _check_indexed(client, spec, stats.indexing_failures)
             if not starts_empty and not purge_replaced_entries(client, spec):
