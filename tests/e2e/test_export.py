@@ -165,7 +165,8 @@ def test_json_storage_round_trip_and_reload_skips_everything(cli, redis_client, 
 def _given_rows(count: int, dim: int, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     return [{"id": f"g{i}", "kind": ["a", "b", "c"][i % 3], "title": f"item {i} of kind {['a', 'b', 'c'][i % 3]}",
-             "rank": i, "note": "ünïcødé \u2028 line\u2029 breaks \x85 and \x1f", "vec": rng.normal(size=dim).tolist()}
+             "rank": i, "note": "ünïcødé \u2028 line\u2029 breaks \x85 and \x1f",
+             "vec": rng.normal(size=dim).tolist()}
             for i in range(count)]
 
 
@@ -214,7 +215,8 @@ def _numbers(vector: str | list, element: str) -> list[float]:
     raw = base64.b64decode(vector)
     if element == "bfloat16":
         return (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32).astype(float).tolist()
-    return np.frombuffer(raw, dtype={"float64": "<f8", "float32": "<f4", "float16": "<f2"}[element]).astype(float).tolist()
+    numpy_type = {"float64": "<f8", "float32": "<f4", "float16": "<f2"}[element]
+    return np.frombuffer(raw, dtype=numpy_type).astype(float).tolist()
 
 
 def test_export_goes_to_stdout_by_default_and_with_dash(cli, catalogue) -> None:
@@ -254,6 +256,22 @@ def test_a_custom_prefix_comes_along_and_a_clash_is_one_error_line(cli, redis_cl
     cli("drop-index", index_name, "--delete-documents")
     cli("load", f"{index_name}-2", path, "--from-export")
     assert redis_client.exists(f"{index_name}docs/2") == 1
+
+
+def test_values_that_are_not_utf8_travel_as_bytes_and_ids_that_are_not_are_left_out(cli, redis_client, index_name,
+                                                                                     tmp_path) -> None:
+    cli("create-index", index_name, "--dim", "2", "--algorithm", "flat")
+    vector = struct.pack("<2f", 1, 2)
+    redis_client.hset(f"{index_name}:ok", mapping={"blob": b"\xff\x00\xfe", "text": "plain", "text_vector": vector})
+    redis_client.hset(f"{index_name}:".encode() + b"\xff", mapping={"text_vector": vector})
+    path = tmp_path / "export.jsonl"
+    result = cli("export", index_name, "-o", path)
+    assert "1 documents; 1 left out (an id or field name that is not UTF-8 text)" in result.stderr
+    line = read_export(path)[1]
+    assert line["id"] == "ok" and line["bytes"] == {"blob": base64.b64encode(b"\xff\x00\xfe").decode()}
+    assert summary(cli("load", f"{index_name}-b", "-", "--from-export", input=path.read_bytes())) == {
+        "read": 1, "written": 1, "rejected": 0}  # from stdin
+    assert redis_client.hgetall(f"{index_name}-b:ok") == redis_client.hgetall(f"{index_name}:ok")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -350,7 +368,7 @@ def test_bad_lines_are_rejected_with_their_line_numbers_and_the_rest_restored(cl
         json.dumps({**good, "id": "x8", "fields": {"rank": "not a number"}}),
         json.dumps({**good, "id": ""}),
         json.dumps(["an", "array"]),
-        json.dumps({**good, "id": "x9", "vectors": {"text_vector": _f32([0, 0, 0, 0])}}),  # zero: COSINE cannot score it
+        json.dumps({**good, "id": "x9", "vectors": {"text_vector": _f32([0, 0, 0, 0])}}),  # COSINE cannot score it
     ]
     path = write_export(tmp_path / "hostile.jsonl", [head, *docs[:2], *bad, *docs[2:],
                                                     {**end, "documents": len(docs) + len(bad)}])
@@ -367,7 +385,8 @@ def test_bad_lines_are_rejected_with_their_line_numbers_and_the_rest_restored(cl
     assert "NUMERIC" in messages[7] and "'id' must be a non-empty string" in messages[8]
     assert summary(result) == {"read": 16, "written": 5, "rejected": 11}
     assert rejects.read_text().splitlines() == bad and stat.S_IMODE(rejects.stat().st_mode) == 0o600
-    assert sorted(k.decode() for k in redis_client.scan_iter(match=f"{name}-r:*")) == [f"{name}-r:d{i}" for i in range(5)]
+    restored = sorted(k.decode() for k in redis_client.scan_iter(match=f"{name}-r:*"))
+    assert restored == [f"{name}-r:d{i}" for i in range(5)]
 
 
 def test_a_truncated_export_restores_what_it_holds_and_says_it_is_cut_short(cli, redis_client, tmp_path,
