@@ -13,7 +13,7 @@ from tests.e2e.conftest import ROOT
 from vsearch.cli import app
 
 COMMANDS = ["similarity", "encode", "create-index", "drop-index", "list", "info", "load", "query",
-            "server start", "server stop", "server status", "server setup", "models prepare"]
+            "server start", "server stop", "server status", "server setup", "models prepare", "export"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -274,6 +274,26 @@ def test_values_that_are_not_utf8_travel_as_bytes_and_ids_that_are_not_are_left_
     assert redis_client.hgetall(f"{index_name}-b:ok") == redis_client.hgetall(f"{index_name}:ok")
 
 
+def test_export_and_restore_never_import_a_model(catalogue, tmp_path) -> None:
+    name, path = catalogue
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from vsearch.cli import app\n"
+        "r = CliRunner()\n"
+        f"for args in (['export', {name!r}, '-o', {str(tmp_path / 'again.jsonl')!r}],\n"
+        f"             ['load', {name + '-no-model'!r}, {str(path)!r}, '--from-export']):\n"
+        "    res = r.invoke(app, args)\n"
+        "    assert res.exit_code == 0, (args, res.output)\n"
+        "models = ('torch', 'sentence_transformers', 'transformers', 'onnxruntime')\n"
+        "print(sorted(m for m in models if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------------------------------------------
 # A move to another server
 
