@@ -226,8 +226,11 @@ def test_export_goes_to_stdout_by_default_and_with_dash(cli, catalogue) -> None:
         lines = result.stdout_bytes.splitlines()
         assert len(lines) == 302 and json.loads(lines[-1]) == {"end": "vsearch-export", "documents": 300}
         assert f"exported '{name}' to stdout: 300 documents" in result.stderr
-    # The catalogue was restored from that file meanwhile: exported again, it is the same, line for line
-    assert sorted(result.stdout_bytes.splitlines()[1:]) == sorted(path.read_bytes().splitlines()[1:])
+    # The catalogue was restored from that file meanwhile: exported again, it holds the same documents. (Not the same
+    # bytes: a hash holding a vector is past Redis's listpack size, and Redis gives such a hash's fields in its own
+    # order.)
+    again = sorted((json.loads(line) for line in result.stdout_bytes.splitlines()[1:-1]), key=lambda d: d["id"])
+    assert again == sorted(read_export(path)[1:-1], key=lambda d: d["id"])
 
 
 def test_restore_into_an_existing_index_of_the_same_schema_replaces_its_documents(cli, redis_client, catalogue,

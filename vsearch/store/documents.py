@@ -411,8 +411,8 @@ def write_stored(client: redis.Redis, spec: IndexSpec, documents: Sequence[Store
     for doc in documents:
         key = key_of(spec, doc.id)
         texts = (doc.fields[name] for name in spec.text_fields if name in doc.fields)
-        # In write_documents' order (fields, stems, vectors, fingerprint): Redis keeps a small hash's fields, and a
-        # JSON document's members, in the order written, so a restored document reads back as the original did.
+        # In write_documents' order (fields, stems, vectors, fingerprint): Redis keeps a JSON document's members, and
+        # a small hash's fields, in the order written, so such a restored document reads back as the original did.
         if spec.storage is Storage.json:
             body: dict[str, Any] = dict(doc.fields)
             if spec.stemmed_text:
