@@ -17,7 +17,7 @@ from vsearch import config, server
 from vsearch.errors import UsageError, VsearchError
 from vsearch.config import Engine, EngineOptions
 from vsearch.query.hybrid import DEFAULT_ALPHA, DEFAULT_RRF_K, DEFAULT_WINDOW, Fusion, Mode
-from vsearch.output import OutputFormat, VectorFormat, default_format, render
+from vsearch.output import OutputFormat, VectorEncoding, VectorFormat, default_format, render
 from vsearch.records import STDIN, Format, is_unicode
 from vsearch.schema import Algorithm, DataType, Metric, Storage
 
@@ -399,6 +399,7 @@ def load(
     workers: Workers = 1,
     gpus_per_worker: GpusPerWorker = 0.0,
     redis_url: RedisUrl = None,
+    from_export: Annotated[bool, typer.Option("--from-export", help="FILE is a `vsearch export`: restore its documents (fields, vectors, fingerprints) with no model, creating NAME from its schema if there is none.")] = False,
 ) -> None:
     """Load records into an index: embeds only what is new or changed, so a nightly reload is cheap.
 
@@ -412,6 +413,14 @@ def load(
     from vsearch.load.run import run_load
 
     _check_stdin(source)
+    if from_export:
+        others = {"--id-field": id_field != "id", "--text-field": text_field, "--image-field": image_field,
+                  "--image-root": image_root, "--vector-column": vector_column, "--vectors": vectors,
+                  "--format": input_format, "--prune": prune, "--force": force, "--dry-run": dry_run,
+                  "--report": report_file, "--rebuild": rebuild, "--model": model, "--image-model": image_model,
+                  "--device": device, "--engine": engine is not Engine.local}
+        _restore(name, source, [option for option, given in others.items() if given], batch_size, wait, strict,
+                 rejects, quiet, redis_url)
     settings = _settings(redis_url=redis_url, model=model, image_model=image_model, device=device)
     request = LoadRequest(
         name=name, source=source, input_format=input_format, id_field=id_field, text_fields=tuple(text_field or ()),
@@ -581,6 +590,46 @@ def models_prepare(model: Model = None) -> None:
 
     settings = _settings(model=model)
     _note(f"fast query model for '{settings.model}' ready in {prepare_query_model(settings)}")
+
+
+@app.command(cls=CheckedCommand)
+def export(
+    name: Annotated[str, typer.Argument(help="Index name.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write here (atomically, mode 0600); - or nothing for stdout.")] = None,
+    vectors: Annotated[VectorEncoding, typer.Option("--vectors", help="Vectors as base64 of their little-endian bytes, or as JSON arrays of numbers.")] = VectorEncoding.base64,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Write an index (schema, models, every document's fields, vectors and fingerprint) as JSONL, for a backup
+    or another server: `vsearch load NEW FILE --from-export` restores it without any model.
+
+    Example: vsearch export products -o products.vsearch.jsonl
+    """
+    from vsearch.encode import open_output
+    from vsearch.transfer import open_export
+
+    path = None if output is None or str(output) == STDIN else output.expanduser()
+    source = open_export(_settings(redis_url=redis_url), name)
+    with _progress(f"exporting {name}", source.documents, enabled=not quiet) as advance, open_output(path) as out:
+        report = source.write(out, vectors, advance)
+    if not quiet or report.unwritable:
+        _note(report.summary(str(path) if path else "stdout"))
+
+
+def _restore(name: str, source: str, others: list[str], batch_size: Optional[int], wait: float, strict: bool,
+             rejects: Optional[Path], quiet: bool, redis_url: Optional[str]) -> None:
+    """`load NAME FILE --from-export`: the export's documents into NAME, no model; exits with load's codes."""
+    from vsearch.transfer import RESTORE_BATCH, RestoreRequest, restore
+
+    if others:
+        raise UsageError(f"--from-export restores what the export holds: {', '.join(others)} cannot be given with it")
+    request = RestoreRequest(name, source, batch_size or RESTORE_BATCH, wait, strict, rejects)
+    warn = (lambda message: None) if quiet else (lambda message: _note(f"vsearch: {message}"))
+    with _load_progress(name, source, enabled=not quiet) as advance:
+        report = restore(_settings(redis_url=redis_url), request, advance, warn)
+    if not quiet or report.rejected:
+        _note(report.summary())
+    raise typer.Exit(report.exit_code)
 
 
 def main() -> None:

@@ -34,6 +34,13 @@ class VectorFormat(str, Enum):
     f32 = "f32"
 
 
+class VectorEncoding(str, Enum):
+    """How `export` writes a document's vectors: base64 of their little-endian bytes, or JSON arrays of numbers."""
+
+    base64 = "base64"
+    json = "json"
+
+
 # Characters that Python's str.splitlines (and some other readers) take as line breaks, which JSON allows raw
 # inside strings: escaped, so one JSONL row stays one line for every reader.
 _LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029", "\x1c": "\\u001c",

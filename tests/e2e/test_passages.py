@@ -180,7 +180,7 @@ def test_a_load_killed_mid_way_leaves_whole_documents_and_a_rerun_finishes(cli, 
     stored = [r["id"] for r in rows if redis_client.exists(f"{index_name}:{r['id']}")]
     assert 0 < len(stored) < len(rows)
     assert all(consistent(doc_id) for doc_id in stored)
-    again = cli("load", index_name, path, "--text-field", "text")
+    again = cli("load", index_name, path, "--text-field", "text", "--wait", "120")  # the killed run's lock lapses
     assert counts(again)["skipped"] == len(stored) and counts(again)["embedded"] == len(rows) - len(stored)
     assert all(consistent(r["id"]) for r in rows)
 

@@ -11,7 +11,7 @@ import typer
 from vsearch.cli import app
 
 COMMANDS = ["similarity", "encode", "create-index", "drop-index", "list", "info", "load", "query",
-            "server start", "server stop", "server status", "server setup", "models prepare"]
+            "server start", "server stop", "server status", "server setup", "models prepare", "export"]
 
 
 def test_every_registered_command_is_covered() -> None:
