@@ -19,3 +19,9 @@ run vsearch query "$INDEX" "black leather watch for men" -k 5 --return "$FIELDS"
 run vsearch query "$INDEX" --image sample_data/images/1653.jpg -k 5 --return "$FIELDS" --format table
 run vsearch query "$INDEX" "shoes for running" -k 5 --where gender=Women --where "year>=2012" --return "$FIELDS" --format table
 run vsearch load "$INDEX" sample_data/products.csv --id-field id --text-field productDisplayName --image-field image
+
+# Long documents: four meeting transcripts (~6,000 words at most), split into passages; each result says where it matched.
+vsearch drop-index vsearch-meetings --delete-documents 2>/dev/null || true
+run vsearch create-index vsearch-meetings --text text
+run vsearch load vsearch-meetings sample_data/meetings/
+run vsearch query vsearch-meetings "why a high unit price matters for the remote control" -k 2 --return title --format table

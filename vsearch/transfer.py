@@ -66,7 +66,7 @@ RESTORE_BATCH = 1000  # documents a MULTI/EXEC, as `load` writes given vectors
 SHOWN_REJECTS = 10
 _ITEM_SIZE = {DataType.float64: 8, DataType.float32: 4, DataType.float16: 2, DataType.bfloat16: 2}
 _NUMPY_TYPE = {DataType.float64: "<f8", DataType.float32: "<f4", DataType.float16: "<f2"}
-_DOCUMENT_KEYS = {"id", "fields", "vectors", "fingerprint", "bytes"}
+_DOCUMENT_KEYS = {"id", "fields", "vectors", "fingerprint", "bytes", "passages"}
 # orjson writes these as they are; other readers (Python's str.splitlines) take them as line breaks.
 _LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
 CONSISTENCY = ("per-document: each document is read whole, as one version; documents written while the export "
@@ -152,10 +152,15 @@ def document_line(doc: StoredDocument, spec: IndexSpec, types: dict[str, DataTyp
                   encoding: VectorEncoding) -> dict[str, Any]:
     """A stored document as its export line."""
     fields = {name: value for name, value in doc.fields.items() if not isinstance(value, bytes)}
+    passage_fields = {v.name for v in spec.vectors if v.passages is not None}
     line: dict[str, Any] = {"id": doc.id, "fields": fields,
-                            "vectors": {name: _export_vector(value, spec, types[name], encoding)
+                            "vectors": {name: ([_export_vector(row, spec, types[name], encoding) for row in value]
+                                               if name in passage_fields and isinstance(value, list)
+                                               else _export_vector(value, spec, types[name], encoding))
                                         for name, value in doc.vectors.items()},
                             "fingerprint": doc.fingerprint}
+    if doc.passages:
+        line["passages"] = doc.passages  # each passage field's text fields and [start, end) spans
     binary = {name: base64.b64encode(value).decode() for name, value in doc.fields.items() if isinstance(value, bytes)}
     if binary:
         line["bytes"] = binary
@@ -296,12 +301,32 @@ def _document(data: dict[str, Any], spec: IndexSpec, types: dict[str, DataType])
         if name in by_name or name.startswith("__vsearch"):
             raise BadLine(f"field {name!r} is a vector or vsearch's own field: it cannot be a document field")
         _check_field(spec, name, value)
+    passages = _mapping(data, "passages")
     stored = {}
     for name, value in vectors.items():
         if name not in by_name:
             raise BadLine(f"vector {name!r}: the index has no such vector field (it has: {', '.join(by_name)})")
-        stored[name] = _restore_vector(name, value, by_name[name], types[name], spec.storage)
-    return StoredDocument(doc_id, fields, stored, dict(fingerprint))
+        if by_name[name].passages is None:
+            stored[name] = _restore_vector(name, value, by_name[name], types[name], spec.storage)
+            continue
+        spans = _spans(passages.get(name), name)
+        if not isinstance(value, list) or len(value) != len(spans) or not value:
+            raise BadLine(f"vector {name!r} must be a list of one vector a passage ({len(spans)} passages)")
+        stored[name] = [_restore_vector(name, row, by_name[name], types[name], spec.storage) for row in value]
+    if unknown_passages := sorted(set(passages) - {n for n, v in by_name.items() if v.passages is not None}):
+        raise BadLine(f"'passages' of {unknown_passages[0]!r}: the index splits no such field into passages")
+    return StoredDocument(doc_id, fields, stored, dict(fingerprint), dict(passages))
+
+
+def _spans(meta: Any, name: str) -> list[Any]:
+    """A passage field's recorded passages: {"fields": [names], "spans": [[start, end], ...]}, checked."""
+    ok = (isinstance(meta, dict) and set(meta) == {"fields", "spans"} and isinstance(meta["fields"], list)
+          and all(isinstance(f, str) for f in meta["fields"]) and isinstance(meta["spans"], list)
+          and all(isinstance(s, list) and len(s) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                                                             for x in s) and s[0] <= s[1] for s in meta["spans"]))
+    if not ok:
+        raise BadLine(f"'passages' of {name!r} must be {{\"fields\": [...], \"spans\": [[start, end], ...]}}")
+    return meta["spans"]
 
 
 def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def test_clip_index_text_to_image_query(cli, redis_client, clip_dir, index_name,
         row["image"] = str(SAMPLE / row["image"])  # absolute paths work too
     path = tmp_path / "items.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    created = cli("create-index", index_name, "--image", "--image-model", clip_dir, "--tag", "gender")
+    created = cli("create-index", index_name, "--image", "--image-model", clip_dir, "--tag", "gender", "--storage", "hash")
     assert "image_vector HNSW COSINE 16-d" in created.stderr
     cli("load", index_name, path, "--text-field", "productDisplayName", "--image-field", "image",
         "--image-root", SAMPLE)  # the records name the sample images by absolute path

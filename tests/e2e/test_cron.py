@@ -57,7 +57,7 @@ def make(cli, name: str, *options: str) -> None:
 
 
 def test_unchanged_reload_embeds_nothing_and_loads_no_model(cli, redis_client, index_name, tmp_path, private_model) -> None:
-    make(cli, index_name, "--model", str(private_model))
+    make(cli, index_name, "--model", str(private_model), "--storage", "hash")
     path = write_jsonl(tmp_path / "a.jsonl", ROWS)
     first = cli("load", index_name, path, "--text-field", "title")
     assert counts(first) == {"read": 10, "embedded": 10, "updated": 0, "skipped": 0, "deleted": 0, "rejected": 0}
@@ -71,7 +71,7 @@ def test_unchanged_reload_embeds_nothing_and_loads_no_model(cli, redis_client, i
 
 
 def test_changed_text_is_embedded_and_changed_fields_only_rewritten(cli, redis_client, index_name, tmp_path) -> None:
-    make(cli, index_name)
+    make(cli, index_name, "--storage", "hash")
     path = write_jsonl(tmp_path / "a.jsonl", ROWS)
     cli("load", index_name, path, "--text-field", "title")
     vector_before = redis_client.hget(f"{index_name}:d2", "text_vector")
@@ -111,7 +111,7 @@ def test_a_model_changed_in_place_re_embeds_everything(cli, index_name, tmp_path
 def test_the_bundled_model_keeps_the_fingerprints_of_earlier_versions(cli, redis_client, index_name, tmp_path) -> None:
     # What vsearch wrote for this record before fingerprints looked at model files (and left out the element
     # type): an index loaded then with the bundled model must not re-embed everything after an upgrade.
-    make(cli, index_name)
+    make(cli, index_name, "--storage", "hash")
     path = write_jsonl(tmp_path / "a.jsonl", ROWS[:1])
     cli("load", index_name, path, "--text-field", "title")
     stored = json.loads(redis_client.hget(f"{index_name}:d0", "__vsearch_fp"))
@@ -149,7 +149,7 @@ def test_prune_keeps_documents_whose_records_could_not_be_read(cli, redis_client
 
 
 def test_dry_run_writes_nothing(cli, redis_client, index_name, tmp_path) -> None:
-    make(cli, index_name)
+    make(cli, index_name, "--storage", "hash")
     cli("load", index_name, write_jsonl(tmp_path / "a.jsonl", ROWS[:5]), "--text-field", "title")
     snapshot = {k: redis_client.hgetall(k) for k in redis_client.keys(f"{index_name}:*")}
     changed = [dict(r, title=r["title"] + " (new)") for r in ROWS[:2]] + ROWS[2:4] + ROWS[6:8]
@@ -228,7 +228,7 @@ def test_image_folder_loads_without_a_csv(cli, redis_client, index_name, tmp_pat
 
 
 def test_precomputed_vectors_load_without_a_model(cli, redis_client, index_name, tmp_path) -> None:
-    cli("create-index", index_name, "--dim", "4", "--algorithm", "flat")
+    cli("create-index", index_name, "--dim", "4", "--algorithm", "flat", "--storage", "hash")
     rows = [{"id": "a", "vec": [1, 0, 0, 0]}, {"id": "b", "vec": json.dumps([0, 1, 0, 0])}, {"id": "c", "vec": [1, 2]}]
     result = cli("load", index_name, write_jsonl(tmp_path / "v.jsonl", rows), "--vector-column", "vec", ok=False)
     assert result.exit_code == 4 and "field 'vec' has 2 numbers, but text_vector holds 4-d vectors" in result.stderr
@@ -318,7 +318,7 @@ def test_create_index_replace_changes_the_schema_without_reembedding(cli, redis_
 
 def test_server_killed_mid_load_loses_nothing(cli, redis_client, index_name, tmp_path, vsearch_home) -> None:
     """SIGKILL the embedded server during a load: the run retries, the server comes back, every record lands once."""
-    cli("create-index", index_name, "--dim", "8", "--algorithm", "flat")
+    cli("create-index", index_name, "--dim", "8", "--algorithm", "flat", "--storage", "hash")
     rows = [{"id": f"v{i}", "vec": np.random.default_rng(i).random(8).tolist()} for i in range(20000)]
     path = write_jsonl(tmp_path / "many.jsonl", rows)
     load = subprocess.Popen([sys.executable, "-m", "vsearch", "load", index_name, str(path), "--vector-column", "vec",
@@ -430,7 +430,7 @@ def test_fingerprints_written_with_the_element_type_still_match(cli, redis_clien
     """Fingerprints from before held the element type: an upgrade must not re-embed every index."""
     import hashlib
 
-    make(cli, index_name)
+    make(cli, index_name, "--storage", "hash")
     path = write_jsonl(tmp_path / "a.jsonl", ROWS[:3])
     cli("load", index_name, path, "--text-field", "title")
     for row in ROWS[:3]:

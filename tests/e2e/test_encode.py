@@ -133,7 +133,7 @@ def test_npy_keeps_its_ids_beside_it_and_load_takes_both_back(cli, redis_client,
     ids = [json.loads(line)["id"] for line in (tmp_path / "texts.ids.jsonl").read_text().splitlines()]
     assert ids == ["1", "3", "4"]
     vectors = np.load(matrix)
-    cli("create-index", index_name, "--algorithm", "flat")
+    cli("create-index", index_name, "--algorithm", "flat", "--storage", "hash")
     extra = tmp_path / "more.jsonl"
     extra.write_text('{"id": "3", "kind": "watch"}\n{"id": "9", "kind": "nothing"}\n')
     partial = cli("load", index_name, extra, "--vectors", matrix, ok=False)

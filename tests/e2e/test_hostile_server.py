@@ -171,7 +171,7 @@ def test_everything_under_home_is_private_after_start_and_writes(own_home) -> No
         path.chmod(0o755)
     (own_home / "redis" / "redis.log").chmod(0o644)
 
-    assert vsearch("create-index", "priv", "--dim", "3", "--algorithm", "flat", home=own_home).returncode == 0
+    assert vsearch("create-index", "priv", "--dim", "3", "--algorithm", "flat", "--storage", "hash", home=own_home).returncode == 0
     client = server.client(own_home, decode_responses=True)
     client.hset("priv:a", "text_vector", np.ones(3, dtype=np.float32).tobytes())
     client.bgrewriteaof()  # new AOF files, created by the server itself

@@ -72,7 +72,7 @@ def test_image_queries_use_the_pooling_the_index_recorded(cli, redis_client, ind
         row["image"] = str(SAMPLE / row["image"])
     records = tmp_path / "items.jsonl"
     records.write_text("".join(json.dumps(r) + "\n" for r in picked))
-    cli("create-index", index_name, "--image", "--no-text-vector", "--image-model", model)
+    cli("create-index", index_name, "--image", "--no-text-vector", "--image-model", model, "--storage", "hash")
     cli("load", index_name, records, "--image-field", "image", "--image-root", SAMPLE)
     photo = SAMPLE / picked[1]["image"]
     stored = np.frombuffer(redis_client.hget(f"{index_name}:{picked[1]['id']}", "image_vector"), dtype="<f4")

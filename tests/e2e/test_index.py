@@ -118,8 +118,8 @@ def test_bad_schema_file(cli, index_name, tmp_path) -> None:
 
 
 def test_existing_index_is_refused_and_drop_works(cli, redis_client, index_name) -> None:
-    cli("create-index", index_name)
-    again = cli("create-index", index_name, ok=False)
+    cli("create-index", index_name, "--storage", "hash")
+    again = cli("create-index", index_name, "--storage", "hash", ok=False)
     assert again.exit_code == 1 and f"index '{index_name}' already exists" in again.stderr
     redis_client.hset(f"{index_name}:keep", mapping={"a": "1"})
     cli("drop-index", index_name)

@@ -160,7 +160,7 @@ def test_sample_catalogue_text_image_and_filtered_queries(cli, products) -> None
 
 
 def test_images_relative_to_the_input_file(cli, redis_client, index_name, tmp_path) -> None:
-    cli("create-index", index_name, "--image", "--no-text-vector", "--tag", "articleType")
+    cli("create-index", index_name, "--image", "--no-text-vector", "--tag", "articleType", "--storage", "hash")
     rows = list(csv.DictReader(open(SAMPLE / "products.csv")))[:4]
     folder = tmp_path / "catalogue"
     (folder / "pics").mkdir(parents=True)
@@ -284,7 +284,7 @@ def test_geo_fields_load_and_filter(cli, index_name, tmp_path) -> None:
 
 
 def test_documents_written_later_are_indexed_by_redis(cli, redis_client, index_name) -> None:
-    cli("create-index", index_name, "--dim", "3", "--algorithm", "flat", "--tag", "kind")
+    cli("create-index", index_name, "--dim", "3", "--algorithm", "flat", "--tag", "kind", "--storage", "hash")
     import numpy as np
 
     redis_client.hset(f"{index_name}:by-hand", mapping={"kind": "manual",

@@ -210,3 +210,20 @@ def test_encode_passages_gives_one_vector_a_passage_with_its_offsets(tmp_path) -
     assert lines[0]["start"] == 0 and lines[-1]["end"] == len(text.strip()) + text.index(text.strip()[0])
     plain = vsearch("encode", str(source), "--field", "text")
     assert "1 text(s) longer than the model reads were cut" in plain.stderr
+
+
+def test_a_passage_index_exports_and_restores_its_passages(cli, index_name, notes, tmp_path) -> None:
+    cli("create-index", index_name, "--text", "text")
+    cli("load", index_name, notes)
+    query = ("query", "an animal escaped from the zoo", "--mode", "vector", "-k", "3", "-f", "jsonl")
+    before = cli.jsonl(query[0], index_name, *query[1:])
+    exported = tmp_path / "notes.export.jsonl"
+    cli("export", index_name, "-o", exported)
+    cli("drop-index", index_name, "--delete-documents")
+    restored = cli("load", index_name, exported, "--from-export")
+    assert "3 written" in restored.stderr
+    after = cli.jsonl(query[0], index_name, *query[1:])
+    assert [(r["id"], r["score"], r["snippet_start"], r["snippet_end"]) for r in after] == \
+        [(r["id"], r["score"], r["snippet_start"], r["snippet_end"]) for r in before]
+    again = cli("load", index_name, notes)
+    assert counts(again)["skipped"] == 3 and counts(again)["embedded"] == 0

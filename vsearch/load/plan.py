@@ -67,7 +67,7 @@ def _folder_kind(request: LoadRequest) -> str:
     if request.text_fields:
         return "texts"
     from vsearch.records import IMAGE_EXTENSIONS
-    from vsearch.textfiles import TEXT_EXTENSIONS, text_files
+    from vsearch.textfiles import text_files
 
     texts = bool(text_files(request.source))
     images = _has_images(request.source, IMAGE_EXTENSIONS)

@@ -34,7 +34,7 @@ def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str,
             if name in row and str(row[name]) == str(value):
                 continue  # the input's own id column, which the result's id already shows
             row[field_column(name)] = value
-        if hit.snippet is not None:
+        if hit.snippet is not None and not (short and hit.snippet.whole):
             row.update(_snippet_columns(hit.snippet, short))
         rows.append(row)
     return rows

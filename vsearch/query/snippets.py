@@ -28,6 +28,7 @@ class Match:
     end: int
     field: str | None  # the document field the offsets point into
     query: str  # the query's words, for a table's highlighted excerpt
+    whole: bool = False  # the match is the whole text (a short document): a table has nothing to add
 
 
 def with_passages(client: store.Client, spec: IndexSpec, field: VectorField, hits: list[Hit],
@@ -77,6 +78,7 @@ def _best(vectors: Any, query: Any, metric: Metric) -> int:
 
 
 def _match(values: Sequence[Any], names: Sequence[str], start: int, end: int, query: str) -> Match:
-    text = join_texts(values)[start:end]
+    joined = join_texts(values)
     index, field_start, field_end = locate(values, start, end)
-    return Match(text, field_start, field_end, names[index] if index is not None else None, query)
+    return Match(joined[start:end], field_start, field_end, names[index] if index is not None else None, query,
+                 whole=start == 0 and end >= len(joined))

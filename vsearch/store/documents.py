@@ -16,7 +16,7 @@ import redis
 from vsearch.errors import StoreError
 from vsearch.schema import DataType, IndexSpec, Storage, VectorField
 from vsearch.store.connection import translate_errors
-from vsearch.store.layouts import FINGERPRINT_FIELD, PASSAGES_FIELD, Document, layout_of
+from vsearch.store.layouts import FINGERPRINT_FIELD, PASSAGES_FIELD, Document, StoredDocument, layout_of  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -265,118 +265,32 @@ def read_passages(client: redis.Redis, spec: IndexSpec, ids: Sequence[str], vect
 # Documents as Redis holds them, for `vsearch export` and `load --from-export` (vsearch.transfer)
 
 
-@dataclass(frozen=True)
-class StoredDocument:
-    """A document exactly as stored, nothing converted: what an export writes and a restore writes back.
-
-    `fields` are the document's own fields (HASH: text, or the bytes where a value is not UTF-8; JSON: the JSON
-    values); `vectors` HASH: the bytes in the field's element type; JSON: the array of numbers. The stems field
-    is left out: it is made again from the TEXT fields when the document is written.
-    """
-
-    id: str
-    fields: dict[str, Any]
-    vectors: dict[str, Any]
-    fingerprint: dict[str, str]
-
-
 def read_stored(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> list[StoredDocument | None]:
     """The documents of `ids`, one pipelined read each (HGETALL or JSON.GET: each document is read whole, as one
     version); None where there is none now (deleted meanwhile) or the key is not one of the index's type."""
+    layout = layout_of(spec)
     pipe = client.pipeline(transaction=False)
     for doc_id in ids:
-        if spec.storage is Storage.json:
-            pipe.execute_command("JSON.GET", key_of(spec, doc_id), "$")
-        else:
-            pipe.hgetall(key_of(spec, doc_id))
+        layout.get_all(pipe, key_of(spec, doc_id))
     with translate_errors(f"cannot read documents of index '{spec.name}'"):
         replies = pipe.execute(raise_on_error=False)
     vector_names = {v.name for v in spec.vectors}
-    out: list[StoredDocument | None] = []
-    for doc_id, reply in zip(ids, replies):
-        if not reply or isinstance(reply, Exception):  # gone, or WRONGTYPE: a key under the prefix that is no document
-            out.append(None)
-        elif spec.storage is Storage.json:
-            out.append(_stored_json(doc_id, reply, vector_names))
-        else:
-            out.append(_stored_hash(doc_id, cast(dict[bytes, bytes], reply), vector_names))
-    return out
-
-
-def _stored_hash(doc_id: str, mapping: dict[bytes, bytes], vector_names: set[str]) -> StoredDocument | None:
-    fields: dict[str, Any] = {}
-    vectors: dict[str, Any] = {}
-    fingerprint: dict[str, str] = {}
-    for raw_name, value in mapping.items():
-        name = raw_name.decode("utf-8", "surrogateescape")  # not UTF-8: the caller tells (records.is_unicode)
-        if name in vector_names:
-            vectors[name] = value
-        elif name == FINGERPRINT_FIELD:
-            fingerprint = _fingerprint_of(value)
-        elif name != STEMS_FIELD:
-            try:
-                fields[name] = value.decode("utf-8")
-            except UnicodeDecodeError:
-                fields[name] = value
-    return StoredDocument(doc_id, fields, vectors, fingerprint)
-
-
-def _stored_json(doc_id: str, reply: Any, vector_names: set[str]) -> StoredDocument | None:
-    found = orjson.loads(reply)
-    body = found[0] if isinstance(found, list) and found else None
-    if not isinstance(body, dict):
-        return None
-    fingerprint = body.pop(FINGERPRINT_FIELD, None)
-    body.pop(STEMS_FIELD, None)
-    vectors = {name: body.pop(name) for name in list(body) if name in vector_names}
-    return StoredDocument(doc_id, body, vectors, _fingerprint_of(fingerprint))
-
-
-def _fingerprint_of(value: Any) -> dict[str, str]:
-    """A stored fingerprint (HASH: its JSON bytes; JSON: the object); {} where it is none vsearch wrote."""
-    if isinstance(value, bytes):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return [None if not reply or isinstance(reply, Exception)  # gone, or WRONGTYPE: a key that is no document
+            else layout.stored(doc_id, reply, vector_names) for doc_id, reply in zip(ids, replies)]
 
 
 def write_stored(client: redis.Redis, spec: IndexSpec, documents: Sequence[StoredDocument]) -> None:
     """Write a batch of documents as stored elsewhere (an export) in one MULTI/EXEC, each replacing any older
-    version whole: fields and vectors as they are, the fingerprint, and the stems made again from the TEXT fields.
+    version whole: fields and vectors as they are, the fingerprint and passages, the stems made again.
 
     As `write_documents`: HASH all-or-nothing; JSON replies checked one by one, a failure naming the documents."""
+    layout = layout_of(spec)
     pipe = client.pipeline(transaction=True)
+    owners: list[StoredDocument] = []
     for doc in documents:
-        key = key_of(spec, doc.id)
-        texts = (doc.fields[name] for name in spec.text_fields if name in doc.fields)
-        # In write_documents' order (fields, stems, vectors, fingerprint): Redis keeps a JSON document's members, and
-        # a small hash's fields, in the order written, so such a restored document reads back as the original did.
-        if spec.storage is Storage.json:
-            body: dict[str, Any] = dict(doc.fields)
-            if spec.stemmed_text:
-                body[STEMS_FIELD] = stemmed_text(texts)
-            body.update(doc.vectors)
-            if doc.fingerprint:
-                body[FINGERPRINT_FIELD] = doc.fingerprint
-            try:
-                pipe.execute_command("JSON.SET", key, "$", json.dumps(body, allow_nan=False, ensure_ascii=False))
-            except (TypeError, ValueError) as exc:  # the restore's checks make this unreachable
-                raise StoreError(f"document {doc.id!r}: cannot store as JSON ({exc})") from exc
-        else:
-            mapping: dict[Any, Any] = dict(doc.fields)
-            if spec.stemmed_text:
-                mapping[STEMS_FIELD] = stemmed_text(t.decode("utf-8", "replace") if isinstance(t, bytes) else t
-                                                    for t in texts)
-            mapping.update(doc.vectors)
-            if doc.fingerprint:
-                mapping[FINGERPRINT_FIELD] = orjson.dumps(doc.fingerprint, option=orjson.OPT_SORT_KEYS)
-            pipe.delete(key)  # no field of an older version may survive
-            pipe.hset(key, mapping=mapping)
+        owners += [doc] * layout.write_stored(pipe, spec, key_of(spec, doc.id), doc)
     with translate_errors(f"cannot write to index '{spec.name}'"):
         replies = pipe.execute(raise_on_error=False)
-    owners = [doc for doc in documents for _ in range(1 if spec.storage is Storage.json else 2)]
     failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
     if failed:
         names = sorted({owners[i].id for i in failed})

@@ -42,6 +42,33 @@ class Document:
     passages: dict[str, tuple[tuple[str, ...], list[tuple[int, int]]]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document exactly as stored, nothing converted: what an export writes and a restore writes back.
+
+    `fields` are the document's own fields (HASH: text, or the bytes where a value is not UTF-8; JSON: the JSON
+    values); `vectors` HASH: the bytes in the field's element type; JSON: the array of numbers (a passage field:
+    one array a passage); `passages` a passage field's text fields and spans (PASSAGES_FIELD). The stems field is
+    left out: it is made again from the TEXT fields when the document is written.
+    """
+
+    id: str
+    fields: dict[str, Any]
+    vectors: dict[str, Any]
+    fingerprint: dict[str, str]
+    passages: dict[str, Any] = field(default_factory=dict)
+
+
+def _fingerprint_of(value: Any) -> dict[str, str]:
+    """A stored fingerprint (HASH: its JSON bytes; JSON: the object); {} where it is none vsearch wrote."""
+    if isinstance(value, bytes):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 def _stems(spec: IndexSpec, fields: dict[str, Any]) -> str:
     return stemmed_text(fields[name] for name in spec.text_fields if name in fields)
 
@@ -110,6 +137,38 @@ class HashLayout:
             mapping[STEMS_FIELD.encode()] = stemmed_text(texts).encode()
         pipe.delete(key)
         pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+
+    def stored(self, doc_id: str, reply: Any, vector_names: set[str]) -> StoredDocument | None:
+        """A `get_all` reply as the document it holds, nothing converted."""
+        fields: dict[str, Any] = {}
+        vectors: dict[str, Any] = {}
+        fingerprint: dict[str, str] = {}
+        for raw_name, value in cast(dict[bytes, bytes], reply).items():
+            name = raw_name.decode("utf-8", "surrogateescape")  # not UTF-8: the caller tells (records.is_unicode)
+            if name in vector_names:
+                vectors[name] = value
+            elif name == FINGERPRINT_FIELD:
+                fingerprint = _fingerprint_of(value)
+            elif name != STEMS_FIELD:
+                try:
+                    fields[name] = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    fields[name] = value
+        return StoredDocument(doc_id, fields, vectors, fingerprint)
+
+    def write_stored(self, pipe: Pipeline, spec: IndexSpec, key: str, doc: StoredDocument) -> int:
+        # In `write`'s order (fields, stems, vectors, fingerprint): Redis keeps a small hash's fields in the order
+        # written, so a restored document reads back as the original did.
+        mapping: dict[Any, Any] = dict(doc.fields)
+        if spec.stemmed_text:
+            texts = (doc.fields[name] for name in spec.text_fields if name in doc.fields)
+            mapping[STEMS_FIELD] = stemmed_text(t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in texts)
+        mapping.update(doc.vectors)
+        if doc.fingerprint:
+            mapping[FINGERPRINT_FIELD] = orjson.dumps(doc.fingerprint, option=orjson.OPT_SORT_KEYS)
+        pipe.delete(key)  # no field of an older version may survive
+        pipe.hset(key, mapping=mapping)
+        return 2
 
     def hit_fields(self, pairs: dict[str, bytes], hidden: set[str], skipped: set[str], distance: str) -> dict[str, Any]:
         """A search reply's fields as values (`skipped`: vsearch's own and the vectors, left out)."""
@@ -186,6 +245,34 @@ class JsonLayout:
         if target.stemmed_text:
             document[STEMS_FIELD] = _stems(target, document)
         pipe.execute_command("JSON.SET", key, "$", json.dumps(document, ensure_ascii=False))
+
+    def stored(self, doc_id: str, reply: Any, vector_names: set[str]) -> StoredDocument | None:
+        found = orjson.loads(reply)
+        body = found[0] if isinstance(found, list) and found else None
+        if not isinstance(body, dict):
+            return None
+        fingerprint = body.pop(FINGERPRINT_FIELD, None)
+        body.pop(STEMS_FIELD, None)
+        passages = body.pop(PASSAGES_FIELD, None)
+        vectors = {name: body.pop(name) for name in list(body) if name in vector_names}
+        return StoredDocument(doc_id, body, vectors, _fingerprint_of(fingerprint),
+                              passages if isinstance(passages, dict) else {})
+
+    def write_stored(self, pipe: Pipeline, spec: IndexSpec, key: str, doc: StoredDocument) -> int:
+        # In `write`'s order: Redis keeps a JSON document's members in the order written.
+        body: dict[str, Any] = dict(doc.fields)
+        if spec.stemmed_text:
+            body[STEMS_FIELD] = _stems(spec, doc.fields)
+        body.update(doc.vectors)
+        if doc.fingerprint:
+            body[FINGERPRINT_FIELD] = doc.fingerprint
+        if doc.passages:
+            body[PASSAGES_FIELD] = doc.passages
+        try:
+            pipe.execute_command("JSON.SET", key, "$", json.dumps(body, allow_nan=False, ensure_ascii=False))
+        except (TypeError, ValueError) as exc:  # the restore's checks make this unreachable
+            raise StoreError(f"document {doc.id!r}: cannot store as JSON ({exc})") from exc
+        return 1
 
     def hit_fields(self, pairs: dict[str, bytes], hidden: set[str], skipped: set[str], distance: str) -> dict[str, Any]:
         fields: dict[str, Any] = {}
