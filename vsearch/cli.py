@@ -581,15 +581,20 @@ def server_setup() -> None:
 
 
 @models_app.command("prepare", cls=CheckedCommand)
-def models_prepare(model: Model = None) -> None:
-    """Export a text model to ONNX once (offline), so text queries start fast and never load torch; safe to rerun.
+def models_prepare(model: Model = None, image_model: ImageModel = None) -> None:
+    """Export the text model and the image CNN to ONNX once (offline), so queries start fast and never load torch;
+    safe to rerun.
 
     Example: vsearch models prepare --model all-MiniLM-L6-v2
     """
-    from vsearch.encode import prepare_query_model
+    from vsearch.encode import prepare_image_query_model, prepare_query_model
 
-    settings = _settings(model=model)
+    settings = _settings(model=model, image_model=image_model)
     _note(f"fast query model for '{settings.model}' ready in {prepare_query_model(settings)}")
+    if model is None or image_model is not None:  # --model alone asks for that text model only
+        folder = prepare_image_query_model(settings)
+        if folder is not None:
+            _note(f"fast image model for '{settings.image_model}' ready in {folder}")
 
 
 @app.command(cls=CheckedCommand)

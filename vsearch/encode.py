@@ -19,7 +19,7 @@ import numpy as np
 
 from vsearch.config import EngineOptions, Settings
 from vsearch.errors import InputError, UsageError, VsearchError
-from vsearch.models import Encoder, open_engine, open_images, prepare_query_encoder
+from vsearch.models import Encoder, open_engine, open_images, prepare_image_query_encoder, prepare_query_encoder
 from vsearch.output import VectorFormat
 from vsearch.records import STDIN, EXTENSIONS, Format, Record, is_unicode, read_lines, read_records
 
@@ -312,3 +312,13 @@ def run_encode(settings: Settings, job: EncodeJob, output: Path | None, fmt: Vec
 def prepare_query_model(settings: Settings) -> Path:
     """`models prepare`: the configured text model's ONNX export for queries, made once; its folder."""
     return prepare_query_encoder(settings.model, settings.home)
+
+
+def prepare_image_query_model(settings: Settings) -> Path | None:
+    """`models prepare`: the configured image model's ONNX export (a CNN; None for CLIP, which stays on torch)."""
+    from vsearch.models import needs_query_export, onnx_image
+
+    if not onnx_image.exportable(settings.image_model):
+        return None
+    return prepare_image_query_encoder(settings.image_model, settings.home) if needs_query_export(
+        settings.image_model, settings.home, "image") else onnx_image.export_path(settings.home, settings.image_model)

@@ -15,7 +15,8 @@ from vsearch.config import Settings
 from vsearch.errors import InputError, UsageError, VsearchError
 from vsearch.load.diff import Candidate
 from vsearch.load.plan import dimension_message
-from vsearch.models import Encoder, EncoderSource, Purpose, needs_query_export, open_images, prepare_query_encoder
+from vsearch.models import (Encoder, EncoderSource, Purpose, needs_query_export, open_images,
+                            prepare_image_query_encoder, prepare_query_encoder)
 from vsearch.passages import Passage, PassageSettings, count_tokens, load_tokenizer, settings_for_model, split_passages
 from vsearch.schema import IndexSpec, VectorField
 
@@ -101,7 +102,9 @@ class Embedder:
             if vector.passages is None:
                 continue
             for c in candidates:
-                if vector.name in c.vectors and vector.name not in c.spans and vector.name in c.contents:
+                # A vector given whole (--vector-column) has no text, and so no passages.
+                if (vector.name in c.vectors and vector.name not in c.spans
+                        and isinstance(c.contents.get(vector.name), str)):
                     c.spans[vector.name] = [(p.start, p.end) for p in self.passages_of(vector, c.contents[vector.name])]
 
     def _count_cut(self, vector: VectorField, texts: Sequence[str]) -> int:
@@ -156,20 +159,25 @@ class Embedder:
                       "blank, one-colour or transparent images all look alike to the image model")
 
     def prepare_query_model(self) -> None:
-        """After a load that embedded texts in this process, export the text model for queries if it is not yet:
-        the first text query would otherwise spend ~20 s on it, in the middle of the user's query (measured 23 s)."""
+        """After a load that embedded in this process, export its models for queries where not yet: the first text
+        query would otherwise spend ~20 s on it, in the middle of the user's query (measured 23 s); an image query
+        would import torch (~2 s each)."""
         if self.dry_run or not self.source.local:
             return
         for vector in self.target.vectors:
-            if vector.embeds != "text" or vector.name not in self.encoders:
+            if vector.name not in self.encoders:
                 continue
             name = self.model_for(vector)
             # A model the export cannot reproduce (CLIP) answers queries through torch, as before.
-            if not needs_query_export(name, self.settings.home):
+            if not needs_query_export(name, self.settings.home, vector.embeds):
                 continue
-            self.warn(f"preparing the fast query model for '{name}' (once, ~20 s), so that text queries start in "
+            kind = "image" if vector.embeds == "image" else "query"
+            self.warn(f"preparing the fast {kind} model for '{name}' (once, ~20 s), so that queries start in "
                       "under a second")
             try:
-                prepare_query_encoder(name, self.settings.home)
-            except VsearchError as exc:  # not exportable: queries use sentence-transformers, only slower to start
-                self.warn(f"no fast query model: {exc}")
+                if vector.embeds == "image":
+                    prepare_image_query_encoder(name, self.settings.home)
+                else:
+                    prepare_query_encoder(name, self.settings.home)
+            except VsearchError as exc:  # not exportable: queries use torch, only slower to start
+                self.warn(f"no fast {kind} model: {exc}")

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUNDLED_TEXT_MODELS", "CNN_IMAGE_MODELS", "Encoder", "EncoderSource", "Purpose", "default_model", "encoder_for",
     "known_dim", "load_image_encoder", "load_text_encoder", "model_identity", "model_name_for", "open_engine",
-    "open_image", "open_images", "prepare_query_encoder",
+    "open_image", "open_images", "prepare_image_query_encoder", "prepare_query_encoder",
 ]
 
 
@@ -45,7 +45,7 @@ def encoder_for(vector: VectorField, override: str | None, settings: Settings,
     """
     name = model_name_for(vector, override, settings)
     if vector.embeds == "image":
-        return load_image_encoder(name, settings.device)
+        return image_encoder(name, settings, purpose)
     return text_encoder(name, settings, purpose)
 
 
@@ -60,7 +60,16 @@ def text_encoder(name: str, settings: Settings, purpose: Purpose = Purpose.BULK)
     return load_text_encoder(name, settings.device)
 
 
-def image_encoder(name: str, settings: Settings) -> Encoder:
+def image_encoder(name: str, settings: Settings, purpose: Purpose = Purpose.BULK) -> Encoder:
+    """The CNN's ONNX export for a few images on the CPU where it is made (no torch: an image query took 2.3 s,
+    mostly importing torch); never made on first use, which would cost more than one query saves: a load that
+    embedded images with torch makes it, and so does `vsearch models prepare`."""
+    if purpose is not Purpose.BULK and settings.device in (None, "cpu"):
+        from vsearch.models.onnx_image import image_encoder as onnx_image_encoder
+
+        fast = onnx_image_encoder(name, settings.home)
+        if fast is not None:
+            return fast
     return load_image_encoder(name, settings.device)
 
 
@@ -74,11 +83,22 @@ def prepare_query_encoder(name: str, home: Path) -> Path:
     return export(name, export_path(home, name))
 
 
-def needs_query_export(name: str, home: Path) -> bool:
-    """Whether a text model could answer queries from an ONNX export that is not made yet."""
+def needs_query_export(name: str, home: Path, embeds: str = "text") -> bool:
+    """Whether a model could answer queries from an ONNX export that is not made yet."""
+    if embeds == "image":
+        from vsearch.models import onnx_image
+
+        return onnx_image.exportable(name) and not onnx_image.exported(home, name)
     from vsearch.models.onnx import exportable, exported
 
     return not exported(home, name) and exportable(name)
+
+
+def prepare_image_query_encoder(name: str, home: Path) -> Path:
+    """Export a CNN image model for queries (see `image_encoder`) into `home`, if not done yet; its folder."""
+    from vsearch.models import onnx_image
+
+    return onnx_image.export(name, onnx_image.export_path(home, name))
 
 
 class EncoderSource(Protocol):

@@ -11,12 +11,10 @@ Only the exporter imports torch, and only inside `export`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import sys
-import uuid
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
@@ -25,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from vsearch.errors import ModelError, VsearchError
 from vsearch.models.base import Encoder, first_line, quiet_model_libraries, text_model_reads
+from vsearch.models.exports import (META_FILE, damage, discard, private_folders, remove_abandoned,
+                                    scratch, sha256, write_verified)
 from vsearch.models.names import model_dir, model_fingerprint
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ AGREEMENT = 0.9999
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-META_FILE = "vsearch-onnx.json"
-# The files' inode, size, mtime and ctime when their digests last matched: while they stay the same, a load need
-# not read the 90 MB model again (0.15 s, a fifth of a cold query). Any write to a file changes its ctime.
-VERIFIED_FILE = "vsearch-verified.json"
 CHECKED_FILES = (MODEL_FILE, TOKENIZER_FILE)
 # Texts the export must agree on: short, unicode, nearly empty, and one far past the usual 256-token
 # limit, so that truncation is checked too. They run as one padded batch.
@@ -131,129 +127,33 @@ def export(model_name_or_path: str, dest: Path) -> Path:
     if reason:
         raise NotExportable(f"model '{model_name_or_path}' cannot be exported to ONNX: {reason}")
     if dest.exists():
-        reason = damage(dest)
+        reason = damage(dest, CHECKED_FILES)
         if reason is None:
             return dest
         # A truncated or altered export would fail every query (or embed wrongly): make it again, once.
         print(f"vsearch: warning: the ONNX export in {dest} is damaged ({reason}): making it again…", file=sys.stderr)
-        _discard(dest)
-    scratch = _scratch(dest)
+        discard(dest)
+    folder = scratch(dest)
     try:
-        _private_folders(dest.parent)
-        _remove_abandoned(dest)
-        scratch.mkdir(mode=0o700)
-        _write_export(model_name_or_path, directory, scratch)
-        for path in scratch.iterdir():  # the libraries write with the umask's modes; before the stamp (ctime)
+        private_folders(dest.parent)
+        remove_abandoned(dest)
+        folder.mkdir(mode=0o700)
+        _write_export(model_name_or_path, directory, folder)
+        for path in folder.iterdir():  # the libraries write with the umask's modes; before the stamp (ctime)
             path.chmod(0o600)
-        _write_verified(scratch)
+        write_verified(folder, CHECKED_FILES)
         try:
-            scratch.rename(dest)
+            folder.rename(dest)
         except OSError:
             if not (dest / META_FILE).is_file():  # not a concurrent export that finished first
                 raise
     except OSError as exc:
         raise ModelError(f"cannot write the ONNX export of '{model_name_or_path}' in {dest.parent}: {exc}") from exc
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
     for older in range(1, EXPORT_FORMAT):  # what an older vsearch exported of this model, now never read
         shutil.rmtree(dest.parent / f"onnx{older}-{dest.name.split('-', 1)[1]}", ignore_errors=True)
     return dest
-
-
-def _private_folders(models: Path) -> None:
-    """vsearch's home and its models folder, made (or closed again) for their owner only, as vsearch.server does."""
-    models.parent.parent.mkdir(parents=True, exist_ok=True)
-    for folder in (models.parent, models):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        if folder.stat().st_mode & 0o077:
-            folder.chmod(0o700)
-
-
-def _scratch(dest: Path) -> Path:
-    # The pid lets a later export tell an abandoned scratch folder from one still being written.
-    return dest.parent / f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
-
-
-def _discard(dest: Path) -> None:
-    """Remove a damaged export: renamed aside first, so no other process loads it half-deleted."""
-    aside = _scratch(dest)
-    try:
-        dest.rename(aside)
-    except FileNotFoundError:  # another process discarded it first
-        return
-    except OSError as exc:
-        raise ModelError(f"cannot remove the damaged ONNX export {dest}: {exc.strerror or exc}") from exc
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def damage(export_dir: Path) -> str | None:
-    """What is wrong with an export (a file missing, truncated, or not the bytes written), or None if it is whole."""
-    try:
-        files = json.loads((export_dir / META_FILE).read_text(encoding="utf-8"))["files"]
-        stats = {name: (export_dir / name).stat() for name in CHECKED_FILES}
-        for name, stat in stats.items():
-            if stat.st_size != int(files[name]["size"]):
-                return f"{name} has {stat.st_size:,} bytes, not {int(files[name]['size']):,}"
-        if _read_json(export_dir / VERIFIED_FILE) == _signature(stats):
-            return None
-        for name in CHECKED_FILES:
-            if _sha256(export_dir / name) != files[name]["sha256"]:
-                return f"{name} is not the file that was exported"
-    except FileNotFoundError as exc:
-        return f"{Path(str(exc.filename)).name} is missing"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"{META_FILE} cannot be read: {type(exc).__name__}"
-    _write_verified(export_dir)
-    return None
-
-
-def _signature(stats: dict[str, os.stat_result]) -> dict[str, list[int]]:
-    return {name: [s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns] for name, s in stats.items()}
-
-
-def _write_verified(export_dir: Path) -> None:
-    """Note that the files are as exported; best effort (a read-only home only costs a digest per load)."""
-    signature = _signature({name: (export_dir / name).stat() for name in CHECKED_FILES})
-    temporary = export_dir / f".{VERIFIED_FILE}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-            handle.write(json.dumps(signature))
-        temporary.replace(export_dir / VERIFIED_FILE)
-    except OSError:
-        temporary.unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _remove_abandoned(dest: Path) -> None:
-    """Delete scratch folders of exports whose process is gone (killed mid-export)."""
-    for scratch in dest.parent.glob(f".{dest.name}.*.tmp"):
-        pid = scratch.name.removeprefix(f".{dest.name}.").split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_export(name: str, directory: Path, out: Path) -> None:
@@ -289,7 +189,7 @@ def _write_export(name: str, directory: Path, out: Path) -> None:
         "model": name, "source": str(directory), "dim": int(model.get_embedding_dimension() or 0),
         "max_length": max_length, "pad_id": int(tokenizer.pad_token_id), "pad_token": str(tokenizer.pad_token),
         "inputs": inputs, "normalize": normalize,
-        "files": {name: {"size": (out / name).stat().st_size, "sha256": _sha256(out / name)} for name in CHECKED_FILES},
+        "files": {name: {"size": (out / name).stat().st_size, "sha256": sha256(out / name)} for name in CHECKED_FILES},
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     import numpy as np

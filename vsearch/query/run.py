@@ -14,7 +14,7 @@ from itertools import islice
 from vsearch import store
 from vsearch.config import Settings
 from vsearch.errors import InputError, UsageError
-from vsearch.models import encoder_for, open_images
+from vsearch.models import Purpose, encoder_for, open_images
 from vsearch.query.batch_file import BatchQuery
 from vsearch.query.hybrid import Mode, hybrid_search, resolve_mode
 from vsearch.query.plan import check_text_fields, combined_filter, target_field, vector_search
@@ -92,7 +92,7 @@ def _image_batch(client: store.Client, spec: IndexSpec, settings: Settings, requ
     for query, image in zip(queries, decoded):
         if isinstance(image, InputError):
             raise InputError(f"--batch line {query.line}: {image}")
-    encoder = encoder_for(plan.field, request.model, settings)
+    encoder = encoder_for(plan.field, request.model, settings, Purpose.QUERY)
     vectors = encoder.encode_images(decoded)  # type: ignore[arg-type]
     yield from zip(map(id, queries), search_many(client, spec, plan, list(vectors)))
 

@@ -64,7 +64,7 @@ def query_vector(client: store.Client, spec: IndexSpec, settings: Settings, requ
                              "anything is undefined")
         return vector
     if request.image is not None:
-        return encoder_for(field, request.model, settings).encode_images([open_image(request.image)])[0]
+        return encoder_for(field, request.model, settings, Purpose.QUERY).encode_images([open_image(request.image)])[0]
     return embed_texts(client, field, settings, request, [request.text or ""])[0]
 
 

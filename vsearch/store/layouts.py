@@ -198,8 +198,12 @@ class JsonLayout:
         body: dict[str, Any] = dict(doc.fields)
         if spec.stemmed_text:
             body[STEMS_FIELD] = _stems(spec, doc.fields)
-        # tolist(): float32 values as Python floats, rows of a passage field as lists (a list of vectors)
-        body.update({name: np.asarray(vec, dtype=np.float32).tolist() for name, vec in doc.vectors.items()})
+        # tolist(): float32 values as Python floats, rows of a passage field as lists (a list of vectors). A passage
+        # field always holds a list: a vector given whole (--vector-column) is a list of one.
+        passage_fields = {v.name for v in spec.vectors if v.passages is not None}
+        for name, vec in doc.vectors.items():
+            array = np.asarray(vec, dtype=np.float32)
+            body[name] = (array[None] if name in passage_fields and array.ndim == 1 else array).tolist()
         if doc.fingerprint:
             body[FINGERPRINT_FIELD] = doc.fingerprint
         if doc.passages:
