@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO
 
@@ -19,11 +19,12 @@ import numpy as np
 
 from vsearch.config import EngineOptions, Settings
 from vsearch.errors import InputError, UsageError, VsearchError
-from vsearch.models import Encoder, open_engine, open_images, prepare_image_query_encoder, prepare_query_encoder
+from vsearch.models import Encoder, Purpose, open_engine, open_images, prepare_image_query_encoder, prepare_query_encoder
 from vsearch.output import VectorFormat
 from vsearch.records import STDIN, EXTENSIONS, Format, Record, is_unicode, read_lines, read_records
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+FEW_ITEMS = 64  # inputs an encode counts as a handful (see run_encode)
 NPY_HEADER = 128  # bytes reserved for the .npy header, patched with the row count at the end
 
 
@@ -299,9 +300,14 @@ def run_encode(settings: Settings, job: EncodeJob, output: Path | None, fmt: Vec
             raise UsageError("--passages splits texts: images have none")
         job = replace(job, items=passage_items(job.items, settings.model))
     cut = None if passages or job.images else TextsCut(settings.model)
+    # A handful of inputs (`vsearch encode - <<< "red dress"`) go through the ONNX exports where they are made: a
+    # process then never imports torch. Many keep torch, faster in bulk. The first FEW_ITEMS + 1 tell which.
+    head = list(islice(iter(job.items), FEW_ITEMS + 1))
+    purpose = Purpose.FEW if len(head) <= FEW_ITEMS else Purpose.BULK
+    job = replace(job, items=chain(head, job.items) if len(head) > FEW_ITEMS else head)
     with open_engine(engine, settings.device) as encoders:
-        encoder = (encoders.image_encoder(settings.image_model, settings) if job.images
-                   else encoders.text_encoder(settings.model, settings))
+        encoder = (encoders.image_encoder(settings.image_model, settings, purpose) if job.images
+                   else encoders.text_encoder(settings.model, settings, purpose))
         # A matrix holds no ids: they go beside it, one a row, so that `load --vectors` can take both back.
         ids_file = ids_path(output) if output and fmt is not VectorFormat.jsonl else None
         with open_output(output) as out, open_output(ids_file) if ids_file else nullcontext() as ids_out:

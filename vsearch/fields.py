@@ -10,7 +10,7 @@ import json
 import math
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from vsearch.errors import InputError
 from vsearch.records import Record, is_unicode
+from vsearch.texts import join_texts
 from vsearch.schema import TAG_SEPARATOR, DataType, FieldType, IndexSpec, Metric, Storage, VectorField
 
 
@@ -45,12 +46,6 @@ def joined_text(record: Record, names: Iterable[str]) -> str:
     if not text:
         raise InputError(f"{record.where()}: nothing to embed: {', '.join(repr(n) for n in names)} empty")
     return text
-
-
-def join_texts(values: Iterable[Any]) -> str:
-    """Field values as the one text a model embeds: each stripped, the empty ones left out, joined by a space.
-    Passage offsets point into this text, so a stored document's passages are found again from its fields."""
-    return " ".join(text for text in (str(v).strip() for v in values if v is not None) if text)
 
 
 def image_path(record: Record, name: str, base: Path, root: Path) -> Path:
@@ -233,19 +228,3 @@ def _tag(record: Record, name: str, value: Any, spec: IndexSpec) -> Any:
     if spec.storage is Storage.json:
         return texts if isinstance(value, list) else texts[0]
     return (spec.tag_separator or ",").join(texts)
-
-
-def locate(values: Sequence[Any], start: int, end: int) -> tuple[int | None, int, int]:
-    """Where [start, end) of `join_texts(values)` lies in the values themselves: (which value, start, end) in that
-    value's own text, or (None, start, end) for a span across values (offsets then stay in the joined text)."""
-    position = 0
-    for index, value in enumerate(values):
-        raw = "" if value is None else str(value)
-        text = raw.strip()
-        if not text:
-            continue
-        lead = len(raw) - len(raw.lstrip())
-        if position <= start and end <= position + len(text):
-            return index, start - position + lead, end - position + lead
-        position += len(text) + 1
-    return None, start, end

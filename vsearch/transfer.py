@@ -309,9 +309,11 @@ def _document(data: dict[str, Any], spec: IndexSpec, types: dict[str, DataType])
         if by_name[name].passages is None:
             stored[name] = _restore_vector(name, value, by_name[name], types[name], spec.storage)
             continue
-        spans = _spans(passages.get(name), name)
-        if not isinstance(value, list) or len(value) != len(spans) or not value:
-            raise BadLine(f"vector {name!r} must be a list of one vector a passage ({len(spans)} passages)")
+        # Vectors given whole (--vector-column) were stored as a list of one, without passages recorded.
+        count = len(_spans(passages[name], name)) if name in passages else None
+        if not isinstance(value, list) or not value or (count is not None and len(value) != count):
+            raise BadLine(f"vector {name!r} must be a list of one vector a passage"
+                          + (f" ({count} passages)" if count is not None else ""))
         stored[name] = [_restore_vector(name, row, by_name[name], types[name], spec.storage) for row in value]
     if unknown_passages := sorted(set(passages) - {n for n, v in by_name.items() if v.passages is not None}):
         raise BadLine(f"'passages' of {unknown_passages[0]!r}: the index splits no such field into passages")

@@ -100,7 +100,7 @@ def catalogue(cli, tmp_path_factory) -> tuple[str, Path]:
     """The sample catalogue (text vectors by the real model; TAG, TEXT and NUMERIC fields), loaded once, and its
     export. A test that drops it restores it from that export."""
     name = "export-catalogue"
-    cli("create-index", name, "--tag", "gender", "--tag", "articleType", "--text", "productDisplayName",
+    cli("create-index", name, "--storage", "hash", "--tag", "gender", "--tag", "articleType", "--text", "productDisplayName",
         "--numeric", "year")
     cli("load", name, SAMPLE / "products.csv", "--text-field", "productDisplayName")
     path = tmp_path_factory.mktemp("export") / "catalogue.jsonl"
@@ -175,7 +175,7 @@ def _given_rows(count: int, dim: int, seed: int) -> list[dict]:
 @pytest.mark.parametrize("encoding", ["base64", "json"])
 def test_every_storage_element_type_and_encoding_round_trips_bit_for_bit(cli, redis_client, index_name, tmp_path,
                                                                          storage, datatype, encoding) -> None:
-    cli("create-index", index_name, "--dim", "16", "--storage", storage, "--type", datatype, "--tag", "kind",
+    cli("create-index", index_name, "--dim", "16", "--storage", storage, "--no-passages", "--type", datatype, "--tag", "kind",
         "--text", "title", "--numeric", "rank", "--algorithm", "flat")
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in _given_rows(50, 16, seed=7)))
@@ -247,7 +247,7 @@ def test_restore_into_an_existing_index_of_the_same_schema_replaces_its_document
 
 
 def test_a_custom_prefix_comes_along_and_a_clash_is_one_error_line(cli, redis_client, index_name, tmp_path) -> None:
-    cli("create-index", index_name, "--dim", "4", "--prefix", f"{index_name}docs/", "--algorithm", "flat")
+    cli("create-index", index_name, "--storage", "hash", "--dim", "4", "--prefix", f"{index_name}docs/", "--algorithm", "flat")
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps({"id": str(i), "vec": [1, i, 0, 1]}) + "\n" for i in range(3)))
     cli("load", index_name, source, "--vector-column", "vec")
@@ -263,7 +263,7 @@ def test_a_custom_prefix_comes_along_and_a_clash_is_one_error_line(cli, redis_cl
 
 def test_values_that_are_not_utf8_travel_as_bytes_and_ids_that_are_not_are_left_out(cli, redis_client, index_name,
                                                                                      tmp_path) -> None:
-    cli("create-index", index_name, "--dim", "2", "--algorithm", "flat")
+    cli("create-index", index_name, "--storage", "hash", "--dim", "2", "--algorithm", "flat")
     vector = struct.pack("<2f", 1, 2)
     redis_client.hset(f"{index_name}:ok", mapping={"blob": b"\xff\x00\xfe", "text": "plain", "text_vector": vector})
     redis_client.hset(f"{index_name}:".encode() + b"\xff", mapping={"text_vector": vector})
@@ -338,7 +338,7 @@ def test_restore_into_a_second_embedded_server(cli, redis_client, catalogue) -> 
 @pytest.fixture
 def small_export(cli, index_name, tmp_path) -> tuple[str, Path, list[dict]]:
     """A 5-document FLAT index with 4-d vectors, exported: (name, file, its lines as JSON)."""
-    cli("create-index", index_name, "--dim", "4", "--tag", "kind", "--numeric", "rank", "--algorithm", "flat")
+    cli("create-index", index_name, "--storage", "hash", "--dim", "4", "--tag", "kind", "--numeric", "rank", "--algorithm", "flat")
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps({"id": f"d{i}", "kind": "k", "rank": i, "vec": [1, i, 0.5, -1]}) + "\n"
                               for i in range(5)))
@@ -452,7 +452,7 @@ def test_strict_stops_at_the_first_bad_line(cli, redis_client, tmp_path, small_e
 
 def test_an_existing_index_with_another_schema_is_refused(cli, index_name, small_export) -> None:
     name, path, _ = small_export
-    cli("create-index", index_name + "o", "--dim", "8", "--tag", "kind", "--numeric", "rank", "--algorithm", "flat")
+    cli("create-index", index_name + "o", "--storage", "hash", "--dim", "8", "--tag", "kind", "--numeric", "rank", "--algorithm", "flat")
     result = cli("load", index_name + "o", path, "--from-export", ok=False)
     assert result.exit_code == 2
     line = one_error_line(result)
@@ -475,7 +475,7 @@ def test_export_of_a_missing_index_and_misused_options_exit_2(cli, tmp_path, sma
 
 
 def test_documents_rewritten_during_an_export_come_out_whole(cli, redis_client, index_name, tmp_path) -> None:
-    cli("create-index", index_name, "--dim", "2", "--algorithm", "flat")
+    cli("create-index", index_name, "--storage", "hash", "--dim", "2", "--algorithm", "flat")
     count = 5000
     pipe = redis_client.pipeline(transaction=False)
     for i in range(count):

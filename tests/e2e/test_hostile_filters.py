@@ -246,7 +246,7 @@ def test_an_index_that_splits_tags_at_commas_refuses_such_a_where_until_rebuilt(
 
     from vsearch import store
 
-    cli("create-index", index_name, "--dim", str(DIM), "--algorithm", "flat", "--tag", "cat")
+    cli("create-index", index_name, "--dim", str(DIM), "--algorithm", "flat", "--tag", "cat", "--storage", "hash")
     spec = store.get_spec(redis_client, index_name)
     cli("drop-index", index_name)
     store.create_index(redis_client, replace(spec, tag_separator=","))  # as vsearch made indexes before

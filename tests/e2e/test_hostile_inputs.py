@@ -169,7 +169,7 @@ def test_json_nesting_bomb_is_one_input_error(cli, tmp_path, fmt) -> None:
 
 
 def _given(cli, name: str, *options: str) -> None:
-    cli("create-index", name, "--dim", "4", "--algorithm", "flat", *options)
+    cli("create-index", name, "--dim", "4", "--algorithm", "flat", "--storage", "hash", *options)
 
 
 def _ids(redis_client, name: str) -> set[str]:

@@ -230,7 +230,7 @@ def test_a_rebuild_without_prune_keeps_what_the_input_left_out(cli, redis_client
 
 
 def test_a_rebuild_keeps_the_documents_of_rejected_records(cli, redis_client, index_name, tmp_path) -> None:
-    make_index(cli, index_name)
+    make_index(cli, index_name, "--storage", "hash")
     cli(*load_args(index_name, jsonl(tmp_path / "all.jsonl", rows(5))))
     bad = rows(5)
     bad[3]["v"] = [1.0, 2.0]  # the wrong dimension: rejected

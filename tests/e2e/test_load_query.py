@@ -42,7 +42,7 @@ def make_index(cli, name: str, *options: str) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl"])
 @pytest.mark.parametrize("via_stdin", [False, True])
 def test_load_every_format_from_file_and_stdin(cli, redis_client, index_name, tmp_path, fmt, via_stdin) -> None:
-    make_index(cli, index_name)
+    make_index(cli, index_name, "--storage", "hash")
     path = write(tmp_path, fmt, ITEMS)
     if via_stdin:
         result = cli("load", index_name, "-", "--text-field", "title", input=path.read_text())
@@ -61,7 +61,7 @@ def test_load_every_format_from_file_and_stdin(cli, redis_client, index_name, tm
 
 
 def test_reload_is_idempotent_and_replaces_documents(cli, redis_client, index_name, tmp_path) -> None:
-    make_index(cli, index_name)
+    make_index(cli, index_name, "--storage", "hash")
     path = write(tmp_path, "jsonl", [{**ITEMS[0], "extra": "old"}, *ITEMS[1:]])
     cli("load", index_name, path, "--text-field", "title")
     first = cli.jsonl("query", index_name, "watch", "-k", "5")
@@ -84,7 +84,8 @@ def test_filters_and_output_formats(cli, index_name, tmp_path) -> None:
     as_json = json.loads(cli("query", index_name, "watch", "-k", "2", "--format", "json").stdout)
     assert [h["rank"] for h in as_json] == [1, 2]
     as_csv = cli("query", index_name, "watch", "-k", "2", "--format", "csv", "--return", "title").stdout.splitlines()
-    assert as_csv[0] == "rank,id,score,title" and len(as_csv) == 3
+    # snippet: the passage that matched best, and where it is in its field (an index with passages, the default)
+    assert as_csv[0] == "rank,id,score,title,snippet,snippet_field,snippet_start,snippet_end" and len(as_csv) == 3
     table = cli("query", index_name, "watch", "-k", "2", "--format", "table").stdout
     assert "w1" in table and "rank" in table
 
@@ -121,7 +122,7 @@ def test_scores_follow_the_metric(cli, index_name, tmp_path) -> None:
 @pytest.mark.parametrize("datatype", ["float16", "bfloat16", "float64"])
 @pytest.mark.parametrize("storage", ["hash", "json"])
 def test_datatypes_and_storage(cli, redis_client, index_name, tmp_path, datatype, storage) -> None:
-    make_index(cli, index_name, "--type", datatype, "--storage", storage)
+    make_index(cli, index_name, "--type", datatype, "--storage", storage, "--no-passages")
     cli("load", index_name, write(tmp_path, "jsonl", ITEMS), "--text-field", "title")
     hits = cli.jsonl("query", index_name, "a wrist watch for a man", "-k", "1", "--mode", "vector")
     assert hits[0]["id"] == "w1"
@@ -308,7 +309,7 @@ def test_credentials_in_the_url(cli, redis_client, vsearch_home, index_name) -> 
 
 
 def test_several_text_fields_are_joined_and_one_may_be_empty(cli, redis_client, index_name, tmp_path) -> None:
-    make_index(cli, index_name)
+    make_index(cli, index_name, "--storage", "hash")
     papers = [{"id": "p1", "title": "", "body": "red running shoes"},
               {"id": "p2", "title": "Watches", "body": "gold bracelet watch"},
               {"id": "p3", "title": "", "body": ""}]

@@ -159,6 +159,11 @@ def test_each_bad_file_is_one_reject_line_and_the_rest_load(cli, index_name, not
         line = next((line for line in rejected if name in line), "")
         assert why.lower() in line.lower(), (name, rejected)
     assert counts(result)["embedded"] == 3
+    # Each reject's id is known (its path), so --prune still runs: it deletes a removed note, keeps the rejected ones.
+    (notes / "pasta.txt").unlink()
+    pruned = cli("load", index_name, notes, "--prune", "--prune-limit", "50", ok=False)
+    assert pruned.exit_code == 4 and "--prune skipped" not in pruned.stderr
+    assert counts(pruned)["deleted"] == 1
 
 
 def test_a_load_killed_mid_way_leaves_whole_documents_and_a_rerun_finishes(cli, index_name, tmp_path, redis_client) -> None:

@@ -53,8 +53,8 @@ def stored(redis_client, name: str) -> tuple[dict[str, dict], np.ndarray]:
 
 
 def test_ray_load_stores_what_a_local_load_stores_and_a_reload_embeds_nothing(cli, redis_client, rows_file) -> None:
-    cli("create-index", "ray-local", "--tag", "kind")
-    cli("create-index", "ray-ray", "--tag", "kind")
+    cli("create-index", "ray-local", "--tag", "kind", "--storage", "hash")
+    cli("create-index", "ray-ray", "--tag", "kind", "--storage", "hash")
     cli("load", "ray-local", rows_file, "--text-field", "title")
     result = cli("load", "ray-ray", rows_file, "--text-field", "title", "--engine", "ray", "--workers", "2")
     assert result.stdout == ""  # Ray prints nothing where data goes
@@ -91,8 +91,8 @@ def test_a_worker_killed_mid_run_loses_nothing(cli, redis_client, rows_file, cap
     from vsearch.config import EngineOptions
     from vsearch.models.ray import RayEngine
 
-    cli("create-index", "ray-killed", "--tag", "kind")
-    cli("create-index", "ray-reference", "--tag", "kind")
+    cli("create-index", "ray-killed", "--tag", "kind", "--storage", "hash")
+    cli("create-index", "ray-reference", "--tag", "kind", "--storage", "hash")
     cli("load", "ray-reference", rows_file, "--text-field", "title")
     settings = config.resolve()
     request = LoadRequest(name="ray-killed", source=str(rows_file), text_fields=("title",), batch_size=50)

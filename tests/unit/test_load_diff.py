@@ -379,3 +379,13 @@ def test_a_dry_run_writes_no_rejects_file(tmp_path: Path) -> None:
     sink.reject(Record("f", 1, {}, raw="x\n"), "bad")
     sink.close()
     assert not (tmp_path / "rejects.jsonl").exists()
+
+
+def test_a_bad_record_whose_id_the_reader_knows_is_rejected_identified() -> None:
+    """A text file that is not UTF-8 is one reject, but its id is known: --prune keeps its document and runs."""
+    reasons: list[tuple[str, bool]] = []
+    make = CandidateMaker(SPEC, plan(), fingerprints(), None,
+                          lambda record, reason, identified=True: reasons.append((reason, identified)))
+    ids: list = []
+    assert make.make(Record("notes", 2, {"id": "bad.txt"}, error="bad.txt: not UTF-8 text"), ids) is None
+    assert [doc_id for doc_id, _ in ids] == ["bad.txt"] and reasons == [("bad.txt: not UTF-8 text", True)]

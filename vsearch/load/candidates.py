@@ -40,6 +40,12 @@ class CandidateMaker:
         doc_id = None
         try:
             if record.error:
+                # A reader that could read the id of a bad record gives it (a text file that is not UTF-8): --prune
+                # then keeps that document instead of being skipped for want of it.
+                known = record.data.get(self.plan.id_field) if record.data else None
+                if isinstance(known, str) and known:
+                    doc_id = known
+                    ids.append((doc_id, record))
                 raise Rejected(record.error)
             doc_id = document_id(record, self.plan.id_field)
             ids.append((doc_id, record))

@@ -67,9 +67,10 @@ def _folder_kind(request: LoadRequest) -> str:
     if request.text_fields:
         return "texts"
     from vsearch.records import IMAGE_EXTENSIONS
-    from vsearch.textfiles import text_files
+    from vsearch.textfiles import TEXT_EXTENSIONS, text_files
 
-    texts = bool(text_files(request.source))
+    # A glob lists what it matches whatever the extension: only text extensions make it a folder of texts.
+    texts = any(path.suffix.lower() in TEXT_EXTENSIONS for path in text_files(request.source))
     images = _has_images(request.source, IMAGE_EXTENSIONS)
     if texts and images:
         raise UsageError(f"{request.source} holds both images and text files: say which to load with "

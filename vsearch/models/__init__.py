@@ -109,9 +109,9 @@ class EncoderSource(Protocol):
     def encoder(self, vector: VectorField, override: str | None, settings: Settings,
                 purpose: Purpose = Purpose.BULK) -> Encoder: ...
 
-    def text_encoder(self, name: str, settings: Settings) -> Encoder: ...
+    def text_encoder(self, name: str, settings: Settings, purpose: Purpose = Purpose.BULK) -> Encoder: ...
 
-    def image_encoder(self, name: str, settings: Settings) -> Encoder: ...
+    def image_encoder(self, name: str, settings: Settings, purpose: Purpose = Purpose.BULK) -> Encoder: ...
 
 
 @dataclass(frozen=True)
@@ -122,11 +122,11 @@ class LocalEncoders:
                 purpose: Purpose = Purpose.BULK) -> Encoder:
         return encoder_for(vector, override, settings, purpose)
 
-    def text_encoder(self, name: str, settings: Settings) -> Encoder:
-        return text_encoder(name, settings)
+    def text_encoder(self, name: str, settings: Settings, purpose: Purpose = Purpose.BULK) -> Encoder:
+        return text_encoder(name, settings, purpose)
 
-    def image_encoder(self, name: str, settings: Settings) -> Encoder:
-        return image_encoder(name, settings)
+    def image_encoder(self, name: str, settings: Settings, purpose: Purpose = Purpose.BULK) -> Encoder:
+        return image_encoder(name, settings, purpose)
 
 
 LOCAL = LocalEncoders()

@@ -138,10 +138,10 @@ class RayEngine:
         name = model_name_for(vector, override, settings)
         return self.image_encoder(name) if vector.embeds == "image" else self.text_encoder(name)
 
-    def text_encoder(self, name: str, settings: Settings | None = None) -> Encoder:
+    def text_encoder(self, name: str, settings: Settings | None = None, purpose: Purpose = Purpose.BULK) -> Encoder:
         return self._pool("text", name)
 
-    def image_encoder(self, name: str, settings: Settings | None = None) -> Encoder:
+    def image_encoder(self, name: str, settings: Settings | None = None, purpose: Purpose = Purpose.BULK) -> Encoder:
         encoder = self._pool("image", name)
         if "image" not in encoder.modalities:
             raise ModelError(f"model '{name}' cannot embed images: pass a CLIP model or '{DEFAULT_IMAGE_MODEL}'")

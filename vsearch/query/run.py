@@ -120,8 +120,7 @@ def _run_text_mode(client: store.Client, spec: IndexSpec, settings: Settings, re
             vector = query_vector(client, spec, settings, request, field)
         hits = hybrid_search(client, spec, field, vector, text, top, where, request.fusion, request.ef_runtime, fields)
         hits = hits[request.offset:]
-        hits = (with_passages(client, spec, field, hits, vector, text) if field.passages is not None
-                else with_text_matches(spec, hits, text))
+        hits = with_passages(client, spec, field, hits, vector, text)  # an index without passages: no snippet
     if fields:
         _check_returned(spec, hits, fields)
     return hits

@@ -3,6 +3,8 @@ text mode the part of the text around the query's words; its text and [start, en
 
 RediSearch ranks a passage-indexed document by its closest passage but does not say which one, so the hits'
 passages are read back (one round trip) and scored here against the query vector: a few thousand dot products.
+Reading a long document's passages is most of that cost (~0.5 MB of JSON for 40 passages), so only the first
+SNIPPET_HITS results of a list get theirs.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from vsearch import store
-from vsearch.fields import join_texts, locate
+from vsearch.texts import join_texts, locate
 from vsearch.schema import IndexSpec, Metric, VectorField
 from vsearch.snippets import make_snippet
 from vsearch.store import Hit
 
 if TYPE_CHECKING:
     from vsearch.store.vectors import QueryVector
+
+SNIPPET_HITS = 20
 
 
 @dataclass(frozen=True)
@@ -36,17 +40,14 @@ def with_passages(client: store.Client, spec: IndexSpec, field: VectorField, hit
     """`hits` with their best passage, where `field` is split into passages and a query vector is known."""
     if field.passages is None or vector is None or not hits:
         return hits
-    import numpy as np
-
-    query = np.frombuffer(vector, dtype="<f4") if isinstance(vector, bytes) else np.asarray(vector, dtype=np.float32)
-    found = store.read_passages(client, spec, [hit.id for hit in hits], field)
+    query = _floats(vector)
+    found = store.read_passages(client, spec, [hit.id for hit in hits[:SNIPPET_HITS]], field)
     out = []
-    for hit, passages in zip(hits, found):
-        if passages is None or passages.vectors.shape[1] != query.shape[0]:
+    for hit, passages in zip(hits, found + [None] * (len(hits) - len(found))):
+        if passages is None or any(len(row) != len(query) for row in passages.vectors):
             out.append(hit)
             continue
-        best = int(_best(passages.vectors, query, field.metric))
-        start, end = passages.spans[best]
+        start, end = passages.spans[_best(passages.vectors, query, field.metric)]
         out.append(replace(hit, snippet=_match(passages.texts, passages.fields, start, end, text)))
     return out
 
@@ -66,15 +67,27 @@ def with_text_matches(spec: IndexSpec, hits: list[Hit], text: str) -> list[Hit]:
     return out
 
 
-def _best(vectors: Any, query: Any, metric: Metric) -> int:
-    import numpy as np
+def _floats(vector: QueryVector) -> list[float]:
+    if isinstance(vector, bytes):
+        from array import array
+
+        return array("f", vector).tolist()
+    return [float(x) for x in vector]
+
+
+def _best(rows: Sequence[Sequence[float]], query: Sequence[float], metric: Metric) -> int:
+    """Which passage is closest to the query, by the index's metric. Plain Python: a few thousand products, and a
+    cached query never imports numpy for them."""
+    from math import fsum, sqrt
+    from operator import mul
 
     if metric is Metric.l2:
-        return int(np.argmin(((vectors - query) ** 2).sum(axis=1)))
-    scores = vectors @ query
+        distances = [fsum((a - b) * (a - b) for a, b in zip(row, query)) for row in rows]
+        return distances.index(min(distances))
+    scores = [fsum(map(mul, row, query)) for row in rows]
     if metric is Metric.cosine:
-        scores = scores / np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
-    return int(np.argmax(scores))
+        scores = [score / max(sqrt(fsum(map(mul, row, row))), 1e-12) for score, row in zip(scores, rows)]
+    return scores.index(max(scores))
 
 
 def _match(values: Sequence[Any], names: Sequence[str], start: int, end: int, query: str) -> Match:

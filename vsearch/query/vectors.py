@@ -51,8 +51,6 @@ def query_vector(client: store.Client, spec: IndexSpec, settings: Settings, requ
                   field: VectorField) -> QueryVector:
     if request.like is not None:
         found = store.document_vector(client, spec, request.like, field)
-        if getattr(found, "ndim", 1) == 2:  # a passage-indexed document: what its passages share, their mean
-            found = found.mean(axis=0)
         if field.metric is Metric.cosine and _all_zero(found):  # stored by another tool, or before load refused it
             raise UsageError(f"document '{request.like}' has an all-zero {field.name}: it has no direction, so "
                              "its cosine similarity to anything is undefined")
