@@ -139,6 +139,57 @@ def queries(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
                 "Real embeddings are clustered, hence the generator above; SciFact's HNSW-vs-FLAT recall is in Quality.", ""]
     out += ["![queries per second](img/queries_qps.png)", "", "![recall against EF_RUNTIME](img/recall_ef.png)", ""]
     _plot_queries(result)
+    if result.get("startup"):
+        out += startup(result["startup"], headline)
+    return out
+
+
+STARTUP_HEADLINES = {"default_cold": "cold (--no-cache)", "default_cached": "cached text", "like": "--like ID"}
+IMPORT_GROUPS = (("redis", "redis-py (with the asyncio, ssl, socket... it imports)"), ("typer", "Typer (and its click)"),
+                 ("vsearch", "vsearch (and the standard library it imports)"),
+                 ("onnx", "onnxruntime, tokenizers, numpy (the ONNX encoder)"), ("other", "the interpreter's own (site)"))
+
+
+def startup(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
+    rows = {r["key"]: r for r in result["rows"]}
+    base = rows["baseline"]
+    out = ["### One query in a fresh process (start-up)", "",
+           f"Wall time of a fresh process doing one query end to end (interpreter, imports, model, Redis, searches, "
+           f"output) on an HNSW index of {result['documents']:,} documents: the sample catalogue's 300 products, with "
+           "their TEXT field `productDisplayName`, and random unit vectors. A text query on such an index runs in "
+           "hybrid mode by default (KNN and BM25, linear fusion); `--like` runs in vector mode. The baseline is what a "
+           "user would write without vsearch: sentence-transformers and redis-py doing the same KNN 10. Median of "
+           f"{result['rounds']} rounds, the rows taking turns round by round (load average {result['load_average_before']:.1f} "
+           f"before, {result['load_average_after']:.1f} after; `bench/query_latency.py` runs the same rows on its own). "
+           "*Commands* are what the server received from one such process (INFO commandstats), in that many connections.", ""]
+    table = []
+    for r in result["rows"]:
+        target = f"<= {r['target']:.2f}x" if "target" in r else ""
+        sent = f"{r['server']['total']} ({r['server']['connections']})" if "server" in r else ""
+        table.append([r["label"], f"**{r['median_s']:.2f} s**" if "target" in r else f"{r['median_s']:.2f} s",
+                      f"{r['min_s']:.2f}-{r['max_s']:.2f} s", f"{r['vs_baseline']:.3f}x", target,
+                      (_met(r["met"]) if "met" in r else ""), sent])
+    out += _table(["one query, fresh process", "median", "runs", "vs the baseline", "target", "", "commands (connections)"],
+                  table)
+    for key, what in STARTUP_HEADLINES.items():
+        if key in rows and "target" in rows[key]:
+            r = rows[key]
+            headline.append([f"One `vsearch query` in a fresh process, default mode, {what}: vs a sentence-transformers "
+                             "+ redis-py script", f"<= {r['target']:.2f}x",
+                             f"{r['vs_baseline']:.3f}x ({r['median_s']:.2f} s vs {base['median_s']:.2f} s)", _met(r["met"])])
+    sent = [f"{r['key']}: " + ", ".join(f"{name} x{n}" for name, n in r["server"]["commands"].items())
+            for r in result["rows"] if "server" in r]
+    out += ["The commands each vsearch row sent:", ""] + [f"- {line}" for line in sent] + [""]
+    imports = result.get("imports_s") or {}
+    if imports:
+        keys = list(imports)
+        out += ["Where the time goes: seconds spent importing (`python -X importtime`, least of 3 runs), each module "
+                "counted for the nearest library that imported it; what is left of the wall time is the interpreter's "
+                "start, the model's load and run, Redis, and the output:", ""]
+        out += _table(["imports", *[f"`{k}`" for k in keys]],
+                      [[label, *[f"{imports[k].get(group, 0.0):.3f}" for k in keys]] for group, label in IMPORT_GROUPS]
+                      + [["all imports", *[f"{imports[k].get('all', 0.0):.3f}" for k in keys]],
+                         ["median wall time of the row", *[f"{rows[k]['median_s']:.3f}" for k in keys if k in rows]]])
     return out
 
 
