@@ -360,7 +360,8 @@ def quality(result: dict[str, Any] | None, headline: list[list[str]]) -> list[st
                       [[label, f"{c['median_ms']:.2f}", f"{c['p99_ms']:.2f}", f"{c['median_ms'] / vector_ms:.1f}x"]
                        for label, c in sci["cost"].items()])
         out += ["Hybrid linear sends four searches (KNN and BM25 for the window, then each side's scores of the other's "
-                "candidates, `INKEYS`); rrf sends two.", ""]
+                "candidates, `INKEYS`), in two round trips, then fetches the fields of the hits it shows; rrf sends two "
+                "searches in one round trip, then the fetch.", ""]
     out += ["Published SciFact nDCG@10, for comparison:", ""]
     out += _table(["published system", "nDCG@10"], [[name, f"{low:.3f}" if low == high else f"{low:.3f} - {high:.3f}"]
                                                      for name, (low, high) in result["references"].items()])
