@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from vsearch.query.batch_file import BatchQuery
 from vsearch.store import Hit
+
+if TYPE_CHECKING:  # a one-query command never reads a batch file
+    from vsearch.query.batch_file import BatchQuery
 
 
 RESULT_KEYS = ("rank", "id", "score", "query", "query_id")  # what vsearch adds to each row
