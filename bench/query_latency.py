@@ -223,24 +223,29 @@ def measure(chosen: list[Row], rounds: int, env: dict[str, str]) -> dict[str, li
 
 def server_commands(home: Path, command: list[str], env: dict[str, str]) -> dict[str, Any]:
     """The commands the server received from one run of `command` (INFO commandstats before and after; nothing
-    else talks to this server meanwhile), and the connections it opened."""
+    else talks to this server meanwhile), the connections it opened and the bytes the server sent it."""
     from vsearch import server
 
     client = server.client(home, protocol=2)
 
-    def snapshot() -> tuple[Counter[str], int]:
+    def snapshot() -> tuple[Counter[str], int, int]:
         stats = client.info("commandstats")
         calls = Counter({key.removeprefix("cmdstat_").upper(): int(value["calls"]) for key, value in stats.items()})
-        return calls, int(client.info("stats")["total_connections_received"])
+        general = client.info("stats")
+        return calls, int(general["total_connections_received"]), int(general["total_net_output_bytes"])
 
-    before, connections = snapshot()
-    run(command, env)
-    after, connections_after = snapshot()
+    def delta(between: Callable[[], Any]) -> tuple[Counter[str], int, int]:
+        calls, connections, sent = snapshot()
+        between()
+        calls_after, connections_after, sent_after = snapshot()
+        return calls_after - calls, connections_after - connections, sent_after - sent
+
+    _, _, own = delta(lambda: None)  # the INFO replies themselves
+    calls, connections, sent = delta(lambda: run(command, env))
     client.close()
-    sent = after - before
-    sent.pop("INFO", None)  # this function's own
-    return {"commands": dict(sorted(sent.items())), "total": sum(sent.values()),
-            "connections": connections_after - connections}
+    calls.pop("INFO", None)  # this function's own
+    return {"commands": dict(sorted(calls.items())), "total": sum(calls.values()), "connections": connections,
+            "bytes_from_server": sent - own}
 
 
 IMPORT_GROUPS = {"redis": "redis", "typer": "typer", "vsearch": "vsearch", "onnxruntime": "onnx",
@@ -323,11 +328,12 @@ def startup(home: Path, index: str, rounds: int, env: dict[str, str], scripts: b
 def print_startup(result: dict[str, Any], title: str) -> None:
     print(f"\n### One query in a fresh process, {title} (median of {result['rounds']}, load average "
           f"{result['load_average_before']:.1f} before, {result['load_average_after']:.1f} after)\n")
-    print("| run | median s | vs the baseline | target | commands (connections) | all runs (s) |\n"
+    print("| run | median s | vs the baseline | target | commands (connections), bytes from Redis | all runs (s) |\n"
           "|---|---:|---:|---|---|---|")
     for r in result["rows"]:
         target = (f"<= {r['target']:.2f}x: {'met' if r['met'] else 'MISSED'}") if "target" in r else ""
-        sent = f"{r['server']['total']} ({r['server']['connections']})" if "server" in r else ""
+        sent = (f"{r['server']['total']} ({r['server']['connections']}), {r['server']['bytes_from_server'] / 1024:.0f} KB"
+                if "server" in r else "")
         print(f"| {r['label']} | {r['median_s']:.2f} | {r['vs_baseline']:.3f}x | {target} | {sent} | "
               f"{' '.join(f'{v:.2f}' for v in r['runs_s'])} |")
     for r in result["rows"]:

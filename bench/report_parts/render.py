@@ -161,15 +161,20 @@ def startup(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
            "user would write without vsearch: sentence-transformers and redis-py doing the same KNN 10. Median of "
            f"{result['rounds']} rounds, the rows taking turns round by round (load average {result['load_average_before']:.1f} "
            f"before, {result['load_average_after']:.1f} after; `bench/query_latency.py` runs the same rows on its own). "
-           "*Commands* are what the server received from one such process (INFO commandstats), in that many connections.", ""]
+           "*Commands* are what the server received from one such process (INFO commandstats), in that many "
+           "connections, and the bytes it sent back (INFO `total_net_output_bytes`).", ""]
     table = []
     for r in result["rows"]:
         target = f"<= {r['target']:.2f}x" if "target" in r else ""
-        sent = f"{r['server']['total']} ({r['server']['connections']})" if "server" in r else ""
+        server = r.get("server")
+        sent = (f"{server['total']} ({server['connections']})" + (f", {server['bytes_from_server'] / 1024:,.0f} KB"
+                                                                   if "bytes_from_server" in server else "")
+                if server else "")
         table.append([r["label"], f"**{r['median_s']:.2f} s**" if "target" in r else f"{r['median_s']:.2f} s",
                       f"{r['min_s']:.2f}-{r['max_s']:.2f} s", f"{r['vs_baseline']:.3f}x", target,
                       (_met(r["met"]) if "met" in r else ""), sent])
-    out += _table(["one query, fresh process", "median", "runs", "vs the baseline", "target", "", "commands (connections)"],
+    out += _table(["one query, fresh process", "median", "runs", "vs the baseline", "target", "",
+                   "commands (connections), bytes from Redis"],
                   table)
     for key, what in STARTUP_HEADLINES.items():
         if key in rows and "target" in rows[key]:
