@@ -497,7 +497,6 @@ def query(
     Example: vsearch query products "black leather watch for men" -k 5 --where gender=Men
     """
     from vsearch.query import run as use_case
-    from vsearch.query.batch_file import open_batch
     from vsearch.query.hybrid import FusionParams
     from vsearch.query.request import QueryRequest
     from vsearch.query.vectors import read_vector
@@ -521,6 +520,8 @@ def query(
         rows = use_case.query_rows(settings, name, request, for_table=table)
         render(rows, out_format, title=f"{name}: {text or image or like or 'vector'}")
         return
+    from vsearch.query.batch_file import open_batch
+
     _check_stdin(batch)
     streaming = out_format is OutputFormat.jsonl
     for rows in use_case.batch_query_rows(settings, name, request, open_batch(batch), table, streaming):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -65,6 +64,8 @@ def config_path(env: Mapping[str, str]) -> Path:
 def read_config_file(path: Path) -> dict[str, object]:
     if not path.is_file():
         return {}
+    import tomllib  # only when there is a file to read: most runs have none, and every command resolves settings
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -8,7 +8,6 @@ byte-exact; sending CSV to a terminal shows whatever the data holds, as `cat` wo
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -105,6 +104,8 @@ def _csv_row(stream: IO[str], cells: Sequence[str]) -> None:
     """One CSV line ending in LF. The csv module quotes a field that holds a character of its line terminator,
     so with LF alone a bare CR went out unquoted and a reader saw two rows: such a row is written with CRLF as
     its terminator (CR then gets quoted), and its own CRLF is put back to LF."""
+    import csv  # here: only CSV output needs it
+
     if not any("\r" in cell for cell in cells):
         csv.writer(stream, lineterminator="\n").writerow(cells)
         return

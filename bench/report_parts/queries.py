@@ -1,9 +1,15 @@
-"""Part `queries`: KNN 10 over 100k clustered synthetic unit vectors with a 10-valued tag, from one client, one query at a time.
+"""Part `queries`: KNN 10 over 100k clustered synthetic unit vectors with a 10-valued tag, from one client, one query at a
+time; then one `vsearch query` in a fresh process, as a user runs it, against a plain script.
 
 vsearch's library path (`vsearch.store.search`, spec from `vsearch.store.get_spec`) against RedisVL's `VectorQuery`
 and exact numpy (the recall ground truth), plain and with a tag pre-filter, FLAT and HNSW. The two Redis paths
 ask for the same return field (the tag) and alternate in rounds so machine noise hits both alike. Recall@10 of HNSW
 is then measured against EF_RUNTIME.
+
+Start-up (`startup`, the rows of bench/query_latency.py): on its own server, a vsearch HNSW index of the sample
+catalogue's 300 products (TEXT field productDisplayName, so a text query runs in hybrid mode, the default there) and
+100k random unit vectors; cold (--no-cache, a new text each round), cached and --like queries in the default mode and
+in vector mode, each a fresh process, beside a sentence-transformers + redis-py script doing the same KNN 10.
 """
 
 from __future__ import annotations
@@ -135,4 +141,18 @@ def run(quick: bool) -> dict[str, Any]:
                                          "recall@10": recall(found, truth[filtered])})
     return save("queries", {"quick": quick, "documents": count, "dim": DIM, "tags": len(TAGS), "k": K,
                             "hnsw_params": HNSW, "load_s_flat_and_hnsw": build_s, "results": numpy_rows + results,
-                            "ef_runtime_curve": ef_curve})
+                            "ef_runtime_curve": ef_curve, "startup": startup(quick)})
+
+
+def startup(quick: bool) -> dict[str, Any]:
+    """One query a fresh process, in the default mode and in vector mode, against the plain script (its baseline)."""
+    import query_latency as latency  # bench/query_latency.py: the same rows, run on their own by hand
+
+    documents, rounds = (10_000, 3) if quick else (latency.RANDOM_DOCS, 7)
+    with embedded_server() as bench:
+        env = latency.bench_env(bench.home)
+        say(f"queries: start-up, a vsearch HNSW index of 300 products + {documents:,} random vectors")
+        index = latency.build(bench.home, ["hnsw"], env, documents)["hnsw"]
+        latency.prepare(env)
+        say(f"queries: start-up, {rounds} rounds of fresh processes")
+        return {"documents": documents + 300, **latency.startup(bench.home, index, rounds, env)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,62 @@ def queries(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
                 "Real embeddings are clustered, hence the generator above; SciFact's HNSW-vs-FLAT recall is in Quality.", ""]
     out += ["![queries per second](img/queries_qps.png)", "", "![recall against EF_RUNTIME](img/recall_ef.png)", ""]
     _plot_queries(result)
+    if result.get("startup"):
+        out += startup(result["startup"], headline)
+    return out
+
+
+STARTUP_HEADLINES = {"default_cold": "cold (--no-cache)", "default_cached": "cached text", "like": "--like ID"}
+IMPORT_GROUPS = (("redis", "redis-py (with the asyncio, ssl, socket... it imports)"), ("typer", "Typer (and its click)"),
+                 ("vsearch", "vsearch (and the standard library it imports)"),
+                 ("onnx", "onnxruntime, tokenizers, numpy (the ONNX encoder)"), ("other", "the interpreter's own (site)"))
+
+
+def startup(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
+    rows = {r["key"]: r for r in result["rows"]}
+    base = rows["baseline"]
+    out = ["### One query in a fresh process (start-up)", "",
+           f"Wall time of a fresh process doing one query end to end (interpreter, imports, model, Redis, searches, "
+           f"output) on an HNSW index of {result['documents']:,} documents: the sample catalogue's 300 products, with "
+           "their TEXT field `productDisplayName`, and random unit vectors. A text query on such an index runs in "
+           "hybrid mode by default (KNN and BM25, linear fusion); `--like` runs in vector mode. The baseline is what a "
+           "user would write without vsearch: sentence-transformers and redis-py doing the same KNN 10. Median of "
+           f"{result['rounds']} rounds, the rows taking turns round by round (load average {result['load_average_before']:.1f} "
+           f"before, {result['load_average_after']:.1f} after; `bench/query_latency.py` runs the same rows on its own). "
+           "*Commands* are what the server received from one such process (INFO commandstats), in that many "
+           "connections, and the bytes it sent back (INFO `total_net_output_bytes`).", ""]
+    table = []
+    for r in result["rows"]:
+        target = f"<= {r['target']:.2f}x" if "target" in r else ""
+        server = r.get("server")
+        sent = (f"{server['total']} ({server['connections']})" + (f", {server['bytes_from_server'] / 1024:,.0f} KB"
+                                                                   if "bytes_from_server" in server else "")
+                if server else "")
+        table.append([r["label"], f"**{r['median_s']:.2f} s**" if "target" in r else f"{r['median_s']:.2f} s",
+                      f"{r['min_s']:.2f}-{r['max_s']:.2f} s", f"{r['vs_baseline']:.3f}x", target,
+                      (_met(r["met"]) if "met" in r else ""), sent])
+    out += _table(["one query, fresh process", "median", "runs", "vs the baseline", "target", "",
+                   "commands (connections), bytes from Redis"],
+                  table)
+    for key, what in STARTUP_HEADLINES.items():
+        if key in rows and "target" in rows[key]:
+            r = rows[key]
+            headline.append([f"One `vsearch query` in a fresh process, default mode, {what}: vs a sentence-transformers "
+                             "+ redis-py script", f"<= {r['target']:.2f}x",
+                             f"{r['vs_baseline']:.3f}x ({r['median_s']:.2f} s vs {base['median_s']:.2f} s)", _met(r["met"])])
+    sent = [f"{r['key']}: " + ", ".join(f"{name} x{n}" for name, n in r["server"]["commands"].items())
+            for r in result["rows"] if "server" in r]
+    out += ["The commands each vsearch row sent:", ""] + [f"- {line}" for line in sent] + [""]
+    imports = result.get("imports_s") or {}
+    if imports:
+        keys = list(imports)
+        out += ["Where the time goes: seconds spent importing (`python -X importtime`; of 5 runs, the one that imported "
+                "fastest, and its whole wall time), each module counted for the nearest library that imported it; the "
+                "rest of the process is the interpreter's start, the model's load and run, Redis and the output:", ""]
+        out += _table(["seconds", *[f"`{k}`" for k in keys]],
+                      [[label, *[f"{imports[k].get(group, 0.0):.3f}" for k in keys]] for group, label in IMPORT_GROUPS]
+                      + [["all imports", *[f"{imports[k].get('all', 0.0):.3f}" for k in keys]],
+                         ["the whole process, that run", *[f"{imports[k].get('process', 0.0):.3f}" for k in keys]]])
     return out
 
 
@@ -307,7 +365,8 @@ def quality(result: dict[str, Any] | None, headline: list[list[str]]) -> list[st
                       [[label, f"{c['median_ms']:.2f}", f"{c['p99_ms']:.2f}", f"{c['median_ms'] / vector_ms:.1f}x"]
                        for label, c in sci["cost"].items()])
         out += ["Hybrid linear sends four searches (KNN and BM25 for the window, then each side's scores of the other's "
-                "candidates, `INKEYS`); rrf sends two.", ""]
+                "candidates, `INKEYS`), in two round trips, then fetches the fields of the hits it shows; rrf sends two "
+                "searches in one round trip, then the fetch.", ""]
     out += ["Published SciFact nDCG@10, for comparison:", ""]
     out += _table(["published system", "nDCG@10"], [[name, f"{low:.3f}" if low == high else f"{low:.3f} - {high:.3f}"]
                                                      for name, (low, high) in result["references"].items()])
@@ -386,19 +445,78 @@ def _plot_hnsw(hnsw: dict[str, Any]) -> None:
 
 
 MEASURED = ("quality", "loading", "queries", "scale", "encoding")
+# Each part's section title, and how the headline rows it adds begin. bench/results/ is not committed, so a part whose
+# results are not on disk keeps its section and headline rows as the current page shows them: a run of one part
+# (or --part render on a fresh checkout) leaves the others' figures alone instead of blanking them.
+SECTION_TITLES = {"quality": "## Quality", "encoding": "## Encoding", "loading": "## Loading precomputed vectors",
+                  "queries": "## Queries", "scale": "## Scale"}
+HEADLINE_STARTS = {"quality": ("SciFact", "Fashion"), "encoding": ("Text encoding", "Image encoding"),
+                   "loading": ("Load ",), "queries": ("KNN ", "One `vsearch query`"),
+                   "scale": ("FLOAT16", "HNSW build rate")}
+
+
+@dataclass
+class Page:
+    """What docs/benchmarks.md shows now, part by part."""
+
+    sections: dict[str, list[str]] = field(default_factory=dict)
+    headline: dict[str, list[list[str]]] = field(default_factory=dict)
+    variants: dict[str, str] = field(default_factory=dict)
+    machines: set[str] = field(default_factory=set)
+
+
+def current_page(path: Path) -> Page:
+    page = Page()
+    if not path.exists():
+        return page
+    text = path.read_text(encoding="utf-8")
+    parts = {title: part for part, title in SECTION_TITLES.items()}
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = parts.get(line.strip())
+            if current:
+                page.sections[current] = []
+        if current:
+            page.sections[current].append(line)
+    for lines in page.sections.values():
+        if lines[-1] != "":  # the page's last section: splitlines took its closing blank line
+            lines.append("")
+    headline = text.split("## Headline", 1)[1].split("\n## ", 1)[0] if "## Headline" in text else ""
+    for line in headline.splitlines()[3:]:  # after the blank line, the header and the separator
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip()[1:-1].split("|")]
+            part = next((p for p, starts in HEADLINE_STARTS.items() if cells[0].startswith(starts)), None)
+            if part:
+                page.headline.setdefault(part, []).append(cells)
+    if match := re.search(r"^Parts in this page: (.*)\.$", text, re.M):
+        page.variants = dict(re.findall(r"(\w+): (quick variant \(`--quick`\)|full variant)", match.group(1)))
+    if match := re.search(r"^On this machine: (.*?)\. Absolute times", text, re.M):
+        page.machines = set(match.group(1).split("; "))
+    return page
 
 
 def write_report() -> Path:
     IMG.mkdir(parents=True, exist_ok=True)
+    path = DOCS / "benchmarks.md"
+    kept = current_page(path)
     headline: list[list[str]] = []
     sections: list[str] = []
-    sections += quality(load_result("quality"), headline)
-    for part, render in (("encoding", encoding), ("loading", loading), ("queries", queries), ("scale", scale)):
-        result = load_result(part)
-        sections += render(result, headline) if result else [f"## {part.capitalize()}", "",
-                                                              f"Not measured yet: `.venv/bin/python bench/report.py --part {part}`.", ""]
-    machines = {_machine_line(r["machine"]).rsplit(", measured", 1)[0] for p in MEASURED if (r := load_result(p))}
-    variants = {p: _variant(r) for p in MEASURED if (r := load_result(p))}
+    results = {p: load_result(p) for p in MEASURED}
+    for part, render in (("quality", quality), ("encoding", encoding), ("loading", loading), ("queries", queries),
+                         ("scale", scale)):
+        result = results[part]
+        if result:
+            sections += render(result, headline)
+        elif part in kept.sections:
+            sections += kept.sections[part]
+            headline += kept.headline.get(part, [])
+        else:
+            sections += [SECTION_TITLES[part], "", f"Not measured yet: `.venv/bin/python bench/report.py --part {part}`.", ""]
+    machines = {_machine_line(r["machine"]).rsplit(", measured", 1)[0] for r in results.values() if r}
+    machines |= kept.machines if any(not r and p in kept.sections for p, r in results.items()) else set()
+    variants = {p: _variant(r) if r else kept.variants[p] for p, r in results.items()
+                if r or (p in kept.sections and p in kept.variants)}
     head = ["# Benchmarks", "",
             f"Generated by `{QUICK_COMMAND if any('quick' in v for v in variants.values()) else FULL_COMMAND}` "
             f"(full sizes: `{FULL_COMMAND}`; one part: `--part loading|queries|scale|encoding|quality`; only rebuild this page: "
@@ -409,6 +527,5 @@ def write_report() -> Path:
             "alternating.", "",
             "## Headline", ""]
     head += _table(["figure", "target", "measured", ""], headline)
-    path = DOCS / "benchmarks.md"
     path.write_text("\n".join(head + sections), encoding="utf-8")
     return path

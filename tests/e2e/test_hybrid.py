@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -13,8 +14,12 @@ from hypothesis import strategies as st
 from tests.e2e.conftest import one_error_line
 from tests.unit.test_hybrid import cases
 from vsearch.filters import STOPWORDS
+from vsearch.query.hybrid import Fusion, FusionParams, fuse, hybrid_search, linear, min_max, rrf
+from vsearch.schema import Metric
 from vsearch.stems import stem_query, stems
+from vsearch.store import Hit, document_vector, get_spec
 from vsearch.store.keys import record_key
+from vsearch.store.search import search, text_search, text_terms
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,8 +214,11 @@ def test_explain_shows_both_commands_of_hybrid_mode(cli, products, redis_client)
     assert knn.startswith("FT.SEARCH sample-products '(@gender:{Men})=>[KNN $K") and "K 50 " in knn
     # the stems of the words, each with its mark (vsearch.stems), looked up in the stems field
     assert text == ("FT.SEARCH sample-products '(@gender:{Men}) @__vsearch_stems:(red\ue000|shirt\ue000)' "
-                    "WITHSCORES SCORER BM25STD VERBATIM LIMIT 0 50 DIALECT 2")
+                    "WITHSCORES SCORER BM25STD VERBATIM NOCONTENT LIMIT 0 50 DIALECT 2")  # windows: ids and scores
+    assert "RETURN 1 __vsearch_distance " in knn
     assert fusion.startswith("fused client-side: linear alpha=") and "INKEYS" in fusion
+    assert fusion.endswith("then the fields of the 10 shown: FT.SEARCH sample-products '*' INKEYS 10 <their keys> "
+                           "LIMIT 0 10 DIALECT 2")
     assert int(redis_client.info("commandstats").get("cmdstat_FT.SEARCH", {}).get("calls", 0)) == calls
 
 
@@ -277,3 +285,82 @@ def test_paging_keeps_the_ranking_in_every_mode(cli, products, mode) -> None:
     pages = [cli.jsonl("query", products, "red t-shirt for men", "-k", "5", "--offset", str(n), *mode) for n in (0, 5)]
     assert [(h["rank"], h["id"]) for h in pages[0] + pages[1]] == [(h["rank"], h["id"]) for h in top]
     assert [h["rank"] for h in top] == list(range(1, 11))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hybrid mode in three round trips: the same hits as the four searches it sent in turn before
+
+
+def four_searches_in_turn(client, spec, field, vector, text, k, where, params, return_fields):
+    """Hybrid mode as vsearch sent it before it pipelined (issue 16): both windows with the fields asked for, then each
+    side's lookups of the other's candidates, one search at a time; then `fuse`. The reference for `hybrid_search`."""
+    params = replace(params, window=max(params.window, k))
+    vector_hits = search(client, spec, field, vector, params.window, where, return_fields=return_fields)
+    text_hits = [] if text_terms(spec, text) is None else text_search(client, spec, text, params.window, where,
+                                                                       return_fields)
+    if params.fusion is Fusion.linear and text_hits:
+        in_text, in_vector = {h.id for h in text_hits}, {h.id for h in vector_hits}
+        text_only = [h.id for h in text_hits if h.id not in in_vector]
+        vector_only = [h.id for h in vector_hits if h.id not in in_text]
+        if text_only:
+            vector_hits += search(client, spec, field, vector, len(text_only), where, return_fields=[],
+                                  only_ids=text_only)
+        if vector_only:
+            found = text_search(client, spec, text, len(vector_only), where, [], only_ids=vector_only)
+            matched = {h.id for h in found}
+            text_hits += found + [Hit(0, doc, 0.0, {}) for doc in vector_only if doc not in matched]
+    return fuse(vector_hits, text_hits, k, params, lower_is_better=field.metric is Metric.l2)
+
+
+@pytest.fixture
+def round_trips(redis_client, monkeypatch):
+    """Counts the client's round trips: every command, and every pipeline, is one packed send."""
+    redis_client.ping()  # connected (and authenticated) before counting
+    sent = []
+    connection = redis_client.connection_pool.connection_class
+    original = connection.send_packed_command
+    monkeypatch.setattr(connection, "send_packed_command", lambda self, *a, **kw: (sent.append(1), original(self, *a, **kw))[1])
+
+    def count(call):
+        before = len(sent)
+        result = call()
+        return result, len(sent) - before
+    return count
+
+
+def test_pipelined_hybrid_mode_finds_the_same_hits_in_fewer_round_trips(cli, products, redis_client, round_trips,
+                                                                        index_name, tmp_path) -> None:
+    cli("create-index", index_name, "--dim", "2", "--storage", "json", "--metric", "l2", "--text", "title",
+        "--numeric", "year", "--algorithm", "flat")
+    rows = [{"id": str(i), "title": t, "year": 2010 + i % 3, "v": [math.cos(i), math.sin(i)]} for i, t in enumerate(
+        ["red leather boots", "blue boots", "green tea", "old boots", "leather belt", "red dress", "tea cup"] * 3)]
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("load", index_name, path, "--vector-column", "v")
+    compared = []
+    for name, ids, texts in ((products, ["1653", "8211", "7387", "21703", "1801"],
+                              ["black leather watch for men", "Titan watch", "red t-shirt", "the is a", "xylophones",
+                               "Women Blue Jeans"]),
+                             (index_name, ["0", "3", "5"], ["leather boots", "tea", "red", "the", "zebra"])):
+        spec = get_spec(redis_client, name)
+        field = spec.vectors[0]
+        for doc_id, text in ((i, t) for i in ids for t in texts):
+            vector = document_vector(redis_client, spec, doc_id, field)
+            for params, k, where, fields in ((FusionParams(), 10, None, None),
+                                             (FusionParams(), 5, None, ["productDisplayName", "year"]),
+                                             (FusionParams(window=20, alpha=0.3), 20, None, None),
+                                             (FusionParams(Fusion.rrf), 10, None, None),
+                                             (FusionParams(), 10, "@year:[2011 2012]", None),
+                                             (FusionParams(window=5), 5, None, ["year"])):
+                if name == index_name and fields:
+                    fields = ["title"] if "productDisplayName" in fields else fields
+                before, old = round_trips(lambda: four_searches_in_turn(redis_client, spec, field, vector, text, k, where,
+                                                                        params, fields))
+                after, new = round_trips(lambda: hybrid_search(redis_client, spec, field, vector, text, k, where, params,
+                                                               return_fields=fields))
+                assert after == before, (name, doc_id, text, params, k, where, fields)
+                compared.append((old, new, len(after)))
+    assert all(new <= 3 for _, new, _ in compared)
+    assert (4, 3) in {(old, new) for old, new, _ in compared}  # windows, lookups, the shown hits' fields
+    assert sum(new for _, new, _ in compared) < sum(old for old, _, _ in compared)
+    assert sum(shown for _, _, shown in compared) > 0

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the CLI imports the enums at start-up: keep redis and numpy
 
     from vsearch.schema import IndexSpec, VectorField
     from vsearch.store import Client, Hit
+    from vsearch.store.search import Search
 
 
 class Mode(str, Enum):
@@ -147,41 +148,58 @@ def candidates(client: Client, spec: IndexSpec, field: VectorField, vector: np.n
     just past the window. SciFact test claims, nDCG@10 (bench/hybrid_quality.py): hybrid linear 0.714 before the
     stems field and these lookups, 0.734 with both; in a one-off experiment over a reference BM25 the lookups
     alone were worth 0.7297 -> 0.7371.
+
+    Two round trips: both windows in one pipeline, then both lookups in another (four searches in turn before).
     """
     from vsearch.store import Hit
-    from vsearch.store.search import search, text_search, text_terms
+    from vsearch.store.search import TextSearch, VectorSearch, send, text_terms
 
     params.check()
     terms = text_terms(spec, text)  # an index without TEXT fields: say so before searching anything
-    vector_hits = search(client, spec, field, vector, params.window, filter_expression, ef_runtime,
-                         return_fields=return_fields)
+    returned = tuple(return_fields) if return_fields is not None else None
+    knn = VectorSearch(field, params.window, filter=filter_expression, ef_runtime=ef_runtime, return_fields=returned)
     # A query made only of stopwords has no full-text side: the vector side alone ranks it.
     if terms is None:
-        return vector_hits, []
-    text_hits = text_search(client, spec, text, params.window, filter_expression, return_fields)
+        return send(client, spec, [(knn, vector)])[0], []
+    vector_hits, text_hits = send(client, spec, [(knn, vector),
+                                                 TextSearch(text, params.window, filter_expression, returned)])
     # No document holds any of the words: there is no text side to complete, and the vector side alone ranks.
     if params.fusion is not Fusion.linear or not text_hits:
         return vector_hits, text_hits
     in_text, in_vector = {h.id for h in text_hits}, {h.id for h in vector_hits}
-    text_only = [h.id for h in text_hits if h.id not in in_vector]
-    vector_only = [h.id for h in vector_hits if h.id not in in_text]
+    text_only = tuple(h.id for h in text_hits if h.id not in in_vector)
+    vector_only = tuple(h.id for h in vector_hits if h.id not in in_text)
+    lookups: list[Search] = []
+    if text_only:  # their exact distances: a KNN over just those documents, ids and scores only
+        lookups.append((replace(knn, k=len(text_only), return_fields=(), only_ids=text_only), vector))
+    if vector_only:  # their BM25 scores
+        lookups.append(TextSearch(text, len(vector_only), filter_expression, (), vector_only))
+    found = send(client, spec, lookups)
     if text_only:
-        vector_hits += search(client, spec, field, vector, len(text_only), filter_expression, ef_runtime,
-                              return_fields=[], only_ids=text_only)
+        vector_hits += found.pop(0)
     if vector_only:
-        found = text_search(client, spec, text, len(vector_only), filter_expression, [], only_ids=vector_only)
-        matched = {h.id for h in found}
-        text_hits += found + [Hit(0, doc, 0.0, {}) for doc in vector_only if doc not in matched]
+        matched = {h.id for h in found[0]}
+        text_hits += found[0] + [Hit(0, doc, 0.0, {}) for doc in vector_only if doc not in matched]
     return vector_hits, text_hits
 
 
 def hybrid_search(client: Client, spec: IndexSpec, field: VectorField, vector: np.ndarray, text: str, k: int,
                   filter_expression: str | None, params: FusionParams, ef_runtime: int | None = None,
                   return_fields: list[str] | None = None) -> list[Hit]:
-    """KNN and BM25 candidates (`params.window` each, the same filter on both, each side completed), fused."""
+    """KNN and BM25 candidates (`params.window` each, the same filter on both, each side completed), fused.
+
+    The candidates come as ids and scores only, and the fields of the k fused hits in one more round trip: the
+    windows' documents in full (every field, the vectors too, of some 200 documents) were most of a hybrid
+    query's time, and only k of them are shown.
+    """
     from vsearch.schema import Metric
+    from vsearch.store.search import document_fields
 
     params = replace(params, window=max(params.window, k))
     vector_hits, text_hits = candidates(client, spec, field, vector, text, params, filter_expression, ef_runtime,
-                                        return_fields)
-    return fuse(vector_hits, text_hits, k, params, lower_is_better=field.metric is Metric.l2)
+                                        return_fields=[])
+    hits = fuse(vector_hits, text_hits, k, params, lower_is_better=field.metric is Metric.l2)
+    if return_fields == []:
+        return hits
+    fields = document_fields(client, spec, [h.id for h in hits], return_fields)
+    return [replace(hit, fields=fields.get(hit.id, {})) for hit in hits]

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 import shlex
+from dataclasses import replace
 
 from vsearch.errors import UsageError
 from vsearch.filters import compile_where
 from vsearch.query.hybrid import Fusion, Mode, resolve_mode
 from vsearch.query.request import DEFAULT_K, MAX_K, QueryRequest, vector_options
 from vsearch.schema import IndexSpec, Metric, VectorField
-from vsearch.store.search import TEXT_RANKING, VectorSearch, full_text_query, search_command
+from vsearch.store.search import (TEXT_RANKING, TextSearch, VectorSearch, full_text_query, return_clause,
+                                  search_command, text_command)
 
 def combined_filter(spec: IndexSpec, request: QueryRequest) -> str | None:
     """--where conditions and the raw --filter, ANDed."""
@@ -51,30 +53,41 @@ def explain(spec: IndexSpec, request: QueryRequest) -> str:
     if mode is not Mode.vector:
         return _explain_text_mode(spec, request, mode)
     plan = vector_search(spec, request)
-    command = search_command(spec, plan, bytes(4 * plan.field.dim))  # a zero vector, never sent
-    blob = f"<{plan.field.dim} x {plan.field.datatype.value}>"
-    return " ".join(blob if isinstance(part, bytes) else shlex.quote(str(part)) for part in command)
+    return _shown(search_command(spec, plan, bytes(4 * plan.field.dim)), plan.field)  # a zero vector, never sent
 
 
 def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> str:
-    """Hybrid mode sends two commands (KNN, then BM25) and fuses their answers: one line each, then the fusion."""
+    """Text mode sends one command. Hybrid mode sends its two windows (KNN, then BM25) as ids and scores, one line
+    each, then fuses, and fetches the fields of the hits it shows: the last line says how."""
     check_text_fields(spec)
     where = combined_filter(spec, request)
     k = (request.k if request.k is not None else DEFAULT_K) + request.offset  # a page is cut from the top k
-    window = max(request.fusion.window, k) if mode is Mode.hybrid else k
-    text = (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(full_text_query(spec, request.text or '', where))} "
-            f"WITHSCORES {' '.join(TEXT_RANKING)} LIMIT 0 {window} DIALECT 2")
     if mode is Mode.text:
-        return text
-    knn = explain(spec, QueryRequest(text=request.text, field=request.field, k=window, filter=where,
-                                     ef_runtime=request.ef_runtime, mode=Mode.vector))
+        return (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(full_text_query(spec, request.text or '', where))} "
+                f"WITHSCORES {' '.join(TEXT_RANKING)} LIMIT 0 {k} DIALECT 2")
+    window = max(request.fusion.window, k)
+    plan = vector_search(spec, QueryRequest(text=request.text, field=request.field, k=window, filter=where,
+                                            ef_runtime=request.ef_runtime, mode=Mode.vector))
+    field = plan.field
+    knn = search_command(spec, replace(plan, return_fields=()), bytes(4 * field.dim))  # a zero vector, never sent
+    text = text_command(spec, TextSearch(request.text or "", window, where, ()))
     fusion = request.fusion
     if fusion.fusion is Fusion.linear:
         how = (f"alpha={fusion.alpha:g}, top {k}, after each side scores the other's candidates (the same "
                "commands with INKEYS)")
     else:
         how = f"k={fusion.rrf_k}, top {k}"
-    return f"{knn}\n{text}\nfused client-side: {fusion.fusion.value} {how}"
+    returns = return_clause(spec, request.return_fields) if request.return_fields is not None else []
+    fetch = " ".join(["FT.SEARCH", shlex.quote(spec.name), "'*'", *(shlex.quote(str(p)) for p in returns),
+                      "INKEYS", str(k), "<their keys>", "LIMIT", "0", str(k), "DIALECT", "2"])
+    return (f"{_shown(knn, field)}\n{_shown(text, field)}\nfused client-side: {fusion.fusion.value} {how}; then the "
+            f"fields of the {k} shown: {fetch}")
+
+
+def _shown(command: list[object], field: VectorField) -> str:
+    """A command as a shell would quote it, a vector as a placeholder."""
+    blob = f"<{field.dim} x {field.datatype.value}>"
+    return " ".join(blob if isinstance(part, bytes) else shlex.quote(str(part)) for part in command)
 
 
 def target_field(spec: IndexSpec, request: QueryRequest) -> VectorField:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from vsearch.query.batch_file import BatchQuery
 from vsearch.query.snippets import Match
 from vsearch.snippets import make_snippet
 from vsearch.store import Hit
+
+if TYPE_CHECKING:  # a one-query command never reads a batch file
+    from vsearch.query.batch_file import BatchQuery
 
 
 # What vsearch adds to each row. snippet: the passage that matched best (text mode: the text around the query's

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from vsearch import store
 from vsearch.config import Settings
 from vsearch.errors import InputError, UsageError
 from vsearch.models import Purpose, encoder_for, open_images
-from vsearch.query.batch_file import BatchQuery
 from vsearch.query.hybrid import Mode, hybrid_search, resolve_mode
 from vsearch.query.plan import check_text_fields, combined_filter, target_field, vector_search
 from vsearch.query.request import DEFAULT_K, MAX_K, QueryRequest, vector_options
@@ -25,6 +25,9 @@ from vsearch.schema import IndexSpec
 from vsearch.store import Hit
 from vsearch.store.search import search_many, text_search, text_terms
 from vsearch.store.vectors import QueryVector
+
+if TYPE_CHECKING:  # a one-query command never reads a batch file
+    from vsearch.query.batch_file import BatchQuery
 
 BATCH = 64  # batch queries embedded, and searched in one pipeline, this many at a time
 

@@ -23,8 +23,10 @@ def connect(settings: Settings) -> redis.Redis:
         url = settings.redis_url or ""
         where = redact_url(url)
         check_redis_url(url)
+        from vsearch.server import client_identity
+
         try:
-            client = redis.Redis.from_url(url, socket_connect_timeout=5, protocol=2)
+            client = redis.Redis.from_url(url, socket_connect_timeout=5, protocol=2, **client_identity())
         except ValueError as exc:
             # urllib's messages quote the part they cannot parse, which may be the password ("'0000' does not
             # appear to be an IPv4 or IPv6 address" for a password "[0000]"): say what to fix without them.

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import redis
 
@@ -111,7 +111,7 @@ def search_command(spec: IndexSpec, request: VectorSearch, vector: QueryVector) 
     returns: list[Any] = []
     if request.return_fields is not None:
         names = [*request.return_fields, DISTANCE]
-        returns = _returns(spec, names)
+        returns = return_clause(spec, names)
     # From the first hit even when paging: the excluded document may sit anywhere before the page.
     return ["FT.SEARCH", spec.name, query_string(request), "PARAMS", len(params), *params, *returns,
             *in_keys(spec, request.only_ids), "SORTBY", DISTANCE, "ASC", "LIMIT", 0, request.fetched, "DIALECT", 2]
@@ -156,6 +156,17 @@ def _hits(client: redis.Redis, spec: IndexSpec, request: VectorSearch, reply: li
 TEXT_RANKING = ("SCORER", "BM25STD", "VERBATIM")
 
 
+@dataclass(frozen=True)
+class TextSearch:
+    """Everything about a full-text search: what `text_search` and `send` send."""
+
+    text: str
+    k: int
+    filter: str | None = None  # RediSearch pre-filter
+    return_fields: tuple[str, ...] | None = None  # None: every field; (): ids and scores only
+    only_ids: tuple[str, ...] | None = None  # search these documents only (INKEYS): hybrid mode's score lookups
+
+
 def text_search(
     client: redis.Redis,
     spec: IndexSpec,
@@ -170,18 +181,29 @@ def text_search(
     Each hit's score is its BM25 score: higher is better, comparable only within one query. With `only_ids`,
     those documents only (the ones that hold none of the words are not among the hits).
     """
-    query = full_text_query(spec, text, filter_expression)
-    returns: list[Any] = []
-    if return_fields == []:
-        returns = ["NOCONTENT"]  # ids and scores only (RETURN 0 would do the same, with a different reply)
-    elif return_fields is not None:
-        returns = _returns(spec, return_fields)
+    request = TextSearch(text, k, filter_expression, tuple(return_fields) if return_fields is not None else None,
+                         tuple(only_ids) if only_ids is not None else None)
+    command = text_command(spec, request)
     with translate_errors(f"full-text query on index '{spec.name}' failed"):
-        reply = client.execute_command(
-            "FT.SEARCH", spec.name, query, "WITHSCORES", *TEXT_RANKING, *returns, *in_keys(spec, only_ids),
-            "LIMIT", 0, k, "DIALECT", 2,
-        )
-    stride = 2 if returns == ["NOCONTENT"] else 3
+        reply = client.execute_command(*command)
+    return _text_hits(client, spec, request, reply)
+
+
+def text_command(spec: IndexSpec, request: TextSearch) -> list[Any]:
+    """The FT.SEARCH command of a full-text search."""
+    query = full_text_query(spec, request.text, request.filter)
+    return ["FT.SEARCH", spec.name, query, "WITHSCORES", *TEXT_RANKING, *_textreturn_clause(spec, request),
+            *in_keys(spec, request.only_ids), "LIMIT", 0, request.k, "DIALECT", 2]
+
+
+def _textreturn_clause(spec: IndexSpec, request: TextSearch) -> list[Any]:
+    if request.return_fields == ():
+        return ["NOCONTENT"]  # ids and scores only (RETURN 0 would do the same, with a different reply)
+    return return_clause(spec, request.return_fields) if request.return_fields is not None else []
+
+
+def _text_hits(client: redis.Redis, spec: IndexSpec, request: TextSearch, reply: list[Any]) -> list[Hit]:
+    stride = 2 if request.return_fields == () else 3
     keys, scores = reply[1::stride], reply[2::stride]
     contents = reply[3::stride] if stride == 3 else [[] for _ in keys]
     prefix = _current_prefix(client, spec, keys)
@@ -189,6 +211,55 @@ def text_search(
     return [Hit(rank, key.decode("utf-8", errors="replace")[len(prefix):], round(float(score), 6),
                 _document_fields(spec, raw, vector_names))
             for rank, (key, score, raw) in enumerate(zip(keys, scores, contents), start=1)]
+
+
+Search = Union[tuple[VectorSearch, QueryVector], TextSearch]  # a KNN (with its vector) or a full-text search
+
+
+def send(client: redis.Redis, spec: IndexSpec, searches: Sequence[Search]) -> list[list[Hit]]:
+    """Searches of either kind sent in one pipeline (one round trip); the hits of each, in order.
+
+    Each is the command `search` or `text_search` sends, and its hits are theirs; an error is the first search's
+    that failed, worded as those functions word it."""
+    commands, whats = [], []
+    for one in searches:
+        if isinstance(one, TextSearch):
+            commands.append(text_command(spec, one))
+            whats.append(f"full-text query on index '{spec.name}' failed")
+        else:
+            commands.append(search_command(spec, *one))
+            whats.append(f"query on index '{spec.name}' failed")
+    if not commands:
+        return []
+    with translate_errors(whats[0]):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        replies = pipe.execute(raise_on_error=False)
+    for what, reply in zip(whats, replies):
+        if isinstance(reply, Exception):
+            with translate_errors(what):
+                raise reply
+    return [_text_hits(client, spec, one, reply) if isinstance(one, TextSearch) else _hits(client, spec, one[0], reply)
+            for one, reply in zip(searches, replies)]
+
+
+def document_fields(client: redis.Redis, spec: IndexSpec, ids: Sequence[str],
+                    return_fields: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The fields of these documents as a hit of `search` or `text_search` holds them (`return_fields`: those only;
+    None: all), in one round trip; a document that is gone has none. Hybrid mode ranks ids and scores first, then
+    fetches the fields of the few it shows."""
+    if not ids:
+        return {}
+    returns = return_clause(spec, return_fields) if return_fields is not None else []
+    with translate_errors(f"query on index '{spec.name}' failed"):
+        reply = client.execute_command("FT.SEARCH", spec.name, "*", *returns, *in_keys(spec, ids), "LIMIT", 0, len(ids),
+                                       "DIALECT", 2)
+    keys, contents = reply[1::2], reply[2::2]
+    prefix = _current_prefix(client, spec, keys)
+    vector_names = {v.name for v in spec.vectors}
+    return {key.decode("utf-8", errors="replace")[len(prefix):]: _document_fields(spec, raw, vector_names)
+            for key, raw in zip(keys, contents)}
 
 
 def full_text_query(spec: IndexSpec, text: str, filter_expression: str | None = None) -> str:
@@ -225,7 +296,8 @@ def _document_fields(spec: IndexSpec, raw: list[bytes], vector_names: set[str]) 
     return layout_of(spec).hit_fields(pairs, vector_names | HIDDEN, vector_names | STORED_HIDDEN, DISTANCE)
 
 
-def _returns(spec: IndexSpec, names: Sequence[str]) -> list[Any]:
+def return_clause(spec: IndexSpec, names: Sequence[str]) -> list[Any]:
+    """RETURN of these fields, by their paths in the layout."""
     paths = [layout_of(spec).field_path(name) for name in names]
     return ["RETURN", sum(len(p) for p in paths), *[part for p in paths for part in p]]
 
