@@ -215,7 +215,7 @@ def test_explain_shows_both_commands_of_hybrid_mode(cli, products, redis_client)
     # the stems of the words, each with its mark (vsearch.stems), looked up in the stems field
     assert text == ("FT.SEARCH sample-products '(@gender:{Men}) @__vsearch_stems:(red\ue000|shirt\ue000)' "
                     "WITHSCORES SCORER BM25STD VERBATIM NOCONTENT LIMIT 0 50 DIALECT 2")  # windows: ids and scores
-    assert "RETURN 1 __vsearch_distance " in knn
+    assert "RETURN 3 '$.__vsearch_distance' AS __vsearch_distance " in knn  # the catalogue is a JSON index (passages)
     assert fusion.startswith("fused client-side: linear alpha=") and "INKEYS" in fusion
     assert fusion.endswith("then the fields of the 10 shown: FT.SEARCH sample-products '*' INKEYS 10 <their keys> "
                            "LIMIT 0 10 DIALECT 2")
