@@ -100,8 +100,9 @@ def _vector_attrs(client: Any, name: str) -> dict[str, Any]:
 
 def hnsw_recall(client: Any, settings: Any, tmp: Path) -> dict[str, Any]:
     from vsearch import store
-    from vsearch.hybrid import Mode
-    from vsearch.query import QueryRequest, run_query
+    from vsearch.query.hybrid import Mode
+    from vsearch.query.request import QueryRequest
+    from vsearch.query.run import run_query
     from vsearch.store.documents import read_vectors
 
     flat = store.get_spec(client, hybrid_quality.INDEX)
@@ -153,7 +154,8 @@ def hnsw_recall(client: Any, settings: Any, tmp: Path) -> dict[str, Any]:
 
 def fashion_precision(client: Any, settings: Any, tmp: Path, quick: bool) -> dict[str, Any]:
     from vsearch import store
-    from vsearch.query import QueryRequest, run_query
+    from vsearch.query.request import QueryRequest
+    from vsearch.query.run import run_query
 
     with open(FASHION / "labels.csv", encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -24,8 +24,8 @@ ALIKE_TRACKED = 100_000  # image vectors compared for identical ones; past that 
 
 
 class Embedder:
-    """The model step of one run (~100 lines: the encoders it has loaded and the identical-image count are state
-    that lives as long as the run)."""
+    """The model step of one run (~160 lines, on purpose: the encoders it has loaded, the identical-image count and
+    the passage and cut-text counts are state that lives as long as the run; each method is short)."""
 
     def __init__(self, target: IndexSpec, settings: Settings, source: EncoderSource,
                  model_for: Callable[[VectorField], str], override_for: Callable[[VectorField], str | None],
