@@ -8,7 +8,9 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+
+
+def make_export(name: str, dest: Path, checked: tuple[str, ...], write: Callable[[Path], None]) -> Path:
+    """`dest`, the export of model `name`: kept if whole, else made by `write(folder)` into a private scratch folder
+    renamed into place only once written and checked, so a failed or killed export leaves no `dest`, and of two
+    concurrent exports one wins and the other's work is dropped. A damaged one is made again, once, with a warning."""
+    if dest.exists():
+        reason = damage(dest, checked)
+        if reason is None:
+            return dest
+        # A truncated or altered export would fail every query (or embed wrongly): make it again, once.
+        print(f"vsearch: warning: the ONNX export in {dest} is damaged ({reason}): making it again…", file=sys.stderr)
+        discard(dest)
+    folder = scratch(dest)
+    try:
+        private_folders(dest.parent)
+        remove_abandoned(dest)
+        folder.mkdir(mode=0o700)
+        write(folder)
+        for path in folder.iterdir():  # the libraries write with the umask's modes; before the stamp (ctime)
+            path.chmod(0o600)
+        write_verified(folder, checked)
+        try:
+            folder.rename(dest)
+        except OSError:
+            if not (dest / META_FILE).is_file():  # not a concurrent export that finished first
+                raise
+    except OSError as exc:
+        raise ModelError(f"cannot write the ONNX export of '{name}' in {dest.parent}: {exc}") from exc
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return dest

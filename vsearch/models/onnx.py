@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from vsearch.errors import ModelError, VsearchError
 from vsearch.models.base import Encoder, first_line, quiet_model_libraries, text_model_reads
-from vsearch.models.exports import (META_FILE, damage, discard, private_folders, remove_abandoned,
-                                    scratch, sha256, write_verified)
+from vsearch.models.exports import META_FILE, make_export, sha256
 from vsearch.models.names import model_dir, model_fingerprint
 
 if TYPE_CHECKING:
@@ -126,31 +125,8 @@ def export(model_name_or_path: str, dest: Path) -> Path:
     reason = unsupported_reason(directory)
     if reason:
         raise NotExportable(f"model '{model_name_or_path}' cannot be exported to ONNX: {reason}")
-    if dest.exists():
-        reason = damage(dest, CHECKED_FILES)
-        if reason is None:
-            return dest
-        # A truncated or altered export would fail every query (or embed wrongly): make it again, once.
-        print(f"vsearch: warning: the ONNX export in {dest} is damaged ({reason}): making it again…", file=sys.stderr)
-        discard(dest)
-    folder = scratch(dest)
-    try:
-        private_folders(dest.parent)
-        remove_abandoned(dest)
-        folder.mkdir(mode=0o700)
-        _write_export(model_name_or_path, directory, folder)
-        for path in folder.iterdir():  # the libraries write with the umask's modes; before the stamp (ctime)
-            path.chmod(0o600)
-        write_verified(folder, CHECKED_FILES)
-        try:
-            folder.rename(dest)
-        except OSError:
-            if not (dest / META_FILE).is_file():  # not a concurrent export that finished first
-                raise
-    except OSError as exc:
-        raise ModelError(f"cannot write the ONNX export of '{model_name_or_path}' in {dest.parent}: {exc}") from exc
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    make_export(model_name_or_path, dest, CHECKED_FILES,
+                lambda folder: _write_export(model_name_or_path, directory, folder))
     for older in range(1, EXPORT_FORMAT):  # what an older vsearch exported of this model, now never read
         shutil.rmtree(dest.parent / f"onnx{older}-{dest.name.split('-', 1)[1]}", ignore_errors=True)
     return dest

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -20,8 +19,7 @@ from typing import TYPE_CHECKING
 
 from vsearch.errors import ModelError, VsearchError
 from vsearch.models.cnn import CNN_BATCH, cnn_pixels
-from vsearch.models.exports import (META_FILE, damage, discard, private_folders, remove_abandoned, scratch, sha256,
-                                    write_verified)
+from vsearch.models.exports import META_FILE, make_export, sha256
 from vsearch.models.names import CNN_DIM, CNN_IMAGE_MODELS
 
 if TYPE_CHECKING:
@@ -51,31 +49,7 @@ def export(name: str, dest: Path) -> Path:
     """Export CNN model `name` with its pooling to ONNX in `dest` (made atomically, checked against torch)."""
     if not exportable(name):
         raise ModelError(f"image model '{name}' is not one vsearch exports to ONNX (those are {', '.join(CNN_IMAGE_MODELS)})")
-    if dest.exists():
-        reason = damage(dest, CHECKED_FILES)
-        if reason is None:
-            return dest
-        print(f"vsearch: warning: the ONNX export in {dest} is damaged ({reason}): making it again…", file=sys.stderr)
-        discard(dest)
-    folder = scratch(dest)
-    try:
-        private_folders(dest.parent)
-        remove_abandoned(dest)
-        folder.mkdir(mode=0o700)
-        _write_export(name, folder)
-        for path in folder.iterdir():
-            path.chmod(0o600)
-        write_verified(folder, CHECKED_FILES)
-        try:
-            folder.rename(dest)
-        except OSError:
-            if not (dest / META_FILE).is_file():  # not a concurrent export that finished first
-                raise
-    except OSError as exc:
-        raise ModelError(f"cannot write the ONNX export of '{name}' in {dest.parent}: {exc}") from exc
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return dest
+    return make_export(name, dest, CHECKED_FILES, lambda folder: _write_export(name, folder))
 
 
 def _check_images() -> list[Image.Image]:
