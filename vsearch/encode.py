@@ -302,9 +302,11 @@ def run_encode(settings: Settings, job: EncodeJob, output: Path | None, fmt: Vec
     cut = None if passages or job.images else TextsCut(settings.model)
     # A handful of inputs (`vsearch encode - <<< "red dress"`) go through the ONNX exports where they are made: a
     # process then never imports torch. Many keep torch, faster in bulk. The first FEW_ITEMS + 1 tell which.
-    head = list(islice(iter(job.items), FEW_ITEMS + 1))
+    # One iterator: `job.items` may be a list (an image folder's files), which islice would not consume.
+    items = iter(job.items)
+    head = list(islice(items, FEW_ITEMS + 1))
     purpose = Purpose.FEW if len(head) <= FEW_ITEMS else Purpose.BULK
-    job = replace(job, items=chain(head, job.items) if len(head) > FEW_ITEMS else head)
+    job = replace(job, items=chain(head, items) if len(head) > FEW_ITEMS else head)
     with open_engine(engine, settings.device) as encoders:
         encoder = (encoders.image_encoder(settings.image_model, settings, purpose) if job.images
                    else encoders.text_encoder(settings.model, settings, purpose))

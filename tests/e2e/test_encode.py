@@ -190,3 +190,15 @@ def test_a_few_texts_and_an_image_encode_without_torch_once_the_models_are_expor
     assert float(fast @ slow / np.linalg.norm(fast) / np.linalg.norm(slow)) > 0.9999
     image, imported = _without_torch(vsearch_home, ["encode", str(SAMPLE / "images" / "1653.jpg")])
     assert imported == "[]" and len(json.loads(image)["vector"]) == 1280
+
+
+def test_more_images_than_a_few_give_one_row_each(cli, tmp_path) -> None:
+    # An image folder's files come as a list: past FEW_ITEMS (64), the first 65 were once written twice.
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    names = sorted(p.name for p in (SAMPLE / "images").glob("*.jpg"))[:70]
+    for name in names:
+        (folder / name).symlink_to(SAMPLE / "images" / name)
+    rows = cli.jsonl("encode", str(folder / "*.jpg"))
+    assert len(rows) == 70
+    assert len({r["id"] for r in rows}) == 70
