@@ -100,6 +100,10 @@ def build_index(cli: Cli, kind: str, algorithm: str, corpus_file: Path) -> dict[
     name = INDEXES[kind]
     # "plain" is the behaviour before passages: one vector a meeting, in a hash (create-index's default is now passages).
     options = ["--passages"] if kind == "passages" else ["--no-passages", "--storage", "hash"]
+    if cli.run("info", name, check=False).returncode == 0:
+        # A kept --home: the index is loaded already (its load time is in the run that made it).
+        info = json.loads(cli.run("info", name).stdout)
+        return {"available": True, "load_seconds": None, "load_output": "reused from --home", "info": info}
     made = cli.run("create-index", name, "--algorithm", algorithm, "--metric", "cosine", "--text", "text",
                    "--tag", "domain", *options, check=False)
     if made.returncode != 0:

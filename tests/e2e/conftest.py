@@ -69,6 +69,31 @@ def one_error_line(result) -> str:
     return lines[0]
 
 
+MODEL_LIBRARIES = ("torch", "sentence_transformers", "transformers")
+
+
+def run_in_fresh_process(vsearch_home: Path, args: list[str], stdin: str = "") -> tuple[str, str]:
+    """Run `vsearch ARGS` in a fresh interpreter: its first line of stdout, and which model libraries it imported
+    (e.g. "[]"), so a test can tell a torch-free path from one that only looks fast."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from vsearch.cli import app\n"
+        f"res = CliRunner().invoke(app, {args!r}, input={stdin!r})\n"
+        "assert res.exit_code == 0, res.output\n"
+        "print(res.stdout.splitlines()[0])\n"
+        f"print(sorted(m for m in {MODEL_LIBRARIES!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "VSEARCH_HOME": str(vsearch_home)})
+    assert result.returncode == 0, result.stderr
+    first, imported = result.stdout.splitlines()
+    return first, imported
+
+
 @pytest.fixture(scope="session")
 def cli(vsearch_home: Path) -> Cli:
     return Cli()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import SAMPLE
+from tests.e2e.conftest import SAMPLE, run_in_fresh_process
 from vsearch.models import load_text_encoder
 
 SENTENCES = ["A man is eating food.", "A monkey is playing drums.", "Today is a sunny day"]
@@ -155,40 +155,16 @@ def test_an_output_that_cannot_be_written_is_refused_before_encoding(cli, tmp_pa
         assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
-def _without_torch(vsearch_home, args: list[str], stdin: str = "") -> tuple[str, str]:
-    """Run `vsearch ARGS` in a fresh process; its stdout, and which model libraries it imported."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.e2e.conftest import ROOT
-
-    code = (
-        "import sys\n"
-        "from typer.testing import CliRunner\n"
-        "from vsearch.cli import app\n"
-        f"res = CliRunner().invoke(app, {args!r}, input={stdin!r})\n"
-        "assert res.exit_code == 0, res.output\n"
-        "print(res.stdout.splitlines()[0])\n"
-        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "VSEARCH_HOME": str(vsearch_home)})
-    assert result.returncode == 0, result.stderr
-    first, imported = result.stdout.splitlines()
-    return first, imported
-
-
 def test_a_few_texts_and_an_image_encode_without_torch_once_the_models_are_exported(cli, vsearch_home) -> None:
     """`vsearch encode - <<< "red summer dress"` imported torch for one text (~5 s); the exports need none, and
     give the vectors torch gives (cosine > 0.9999, as each export is checked)."""
     cli("models", "prepare")
-    first, imported = _without_torch(vsearch_home, ["encode", "-"], "red summer dress\n")
+    first, imported = run_in_fresh_process(vsearch_home, ["encode", "-"], "red summer dress\n")
     assert imported == "[]"
     fast = np.asarray(json.loads(first)["vector"])
     slow = load_text_encoder().encode_texts(["red summer dress"])[0]
     assert float(fast @ slow / np.linalg.norm(fast) / np.linalg.norm(slow)) > 0.9999
-    image, imported = _without_torch(vsearch_home, ["encode", str(SAMPLE / "images" / "1653.jpg")])
+    image, imported = run_in_fresh_process(vsearch_home, ["encode", str(SAMPLE / "images" / "1653.jpg")])
     assert imported == "[]" and len(json.loads(image)["vector"]) == 1280
 
 

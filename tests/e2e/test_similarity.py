@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from tests.e2e.conftest import run_in_fresh_process
 from vsearch.models import load_text_encoder
 
 QUERY = "That is a happy person"
@@ -76,27 +79,10 @@ def test_encoder_batches_match_single_calls() -> None:
 
 def test_similarity_runs_without_torch_once_the_model_is_exported(cli, vsearch_home) -> None:
     """Three strings took 7.5 s through torch; with the query model exported they need onnxruntime only."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.e2e.conftest import ROOT
-
     cli("models", "prepare")
-    code = (
-        "import sys\n"
-        "from typer.testing import CliRunner\n"
-        "from vsearch.cli import app\n"
-        "res = CliRunner().invoke(app, ['similarity', 'That is a happy person', 'That is a very happy person',\n"
-        "                               'Today is a sunny day', '--format', 'jsonl'])\n"
-        "assert res.exit_code == 0, res.output\n"
-        "print(res.stdout.splitlines()[0])\n"
-        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "VSEARCH_HOME": str(vsearch_home)})
-    assert result.returncode == 0, result.stderr
-    first, imported = result.stdout.splitlines()
+    first, imported = run_in_fresh_process(vsearch_home, ["similarity", "That is a happy person",
+                                                          "That is a very happy person", "Today is a sunny day",
+                                                          "--format", "jsonl"])
     assert imported == "[]"
-    hit = __import__("json").loads(first)
+    hit = json.loads(first)
     assert hit["text"] == "That is a very happy person" and abs(hit["score"] - 0.943) < 0.001  # the published figure
