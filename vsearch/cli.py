@@ -487,6 +487,9 @@ def query(
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Linear fusion: weight of the vector side.")] = DEFAULT_ALPHA,
     window: Annotated[int, typer.Option("--window", min=1, help="Hybrid: candidates taken from each side before fusing (at least -k).")] = DEFAULT_WINDOW,
     rrf_k: Annotated[int, typer.Option("--rrf-k", min=0, help="RRF: the constant k in 1 / (k + rank).")] = DEFAULT_RRF_K,
+    collapse: Annotated[bool, typer.Option(
+        "--collapse/--no-collapse", help="Show identical documents (every vector made from the same text, "
+        "image or given vector) as one result, the others' ids in its copies column.")] = True,
 ) -> None:
     """Search by text, image, vector or stored document (KNN, range, BM25 or hybrid), with optional filters; one query or a batch.
 
@@ -510,7 +513,7 @@ def query(
         text=text, image=image, vector=vector, like=like, field=field, k=k, offset=offset, filter=filter_expression,
         ef_runtime=ef_runtime, model=model, return_fields=tuple(keep) if keep else None, where=tuple(where or ()),
         min_score=min_score, max_distance=max_distance, cache=not no_cache, cache_ttl=cache_ttl,
-        mode=mode, fusion=FusionParams(fusion, window, alpha, rrf_k))
+        mode=mode, fusion=FusionParams(fusion, window, alpha, rrf_k), collapse=collapse)
     if explain_only:
         typer.echo(use_case.explain_query(settings, name, request))
         return

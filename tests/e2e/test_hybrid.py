@@ -217,8 +217,8 @@ def test_explain_shows_both_commands_of_hybrid_mode(cli, products, redis_client)
                     "WITHSCORES SCORER BM25STD VERBATIM NOCONTENT LIMIT 0 50 DIALECT 2")  # windows: ids and scores
     assert "RETURN 3 '$.__vsearch_distance' AS __vsearch_distance " in knn  # the catalogue is a JSON index (passages)
     assert fusion.startswith("fused client-side: linear alpha=") and "INKEYS" in fusion
-    assert fusion.endswith("then the fields of the 10 shown: FT.SEARCH sample-products '*' INKEYS 10 <their keys> "
-                           "LIMIT 0 10 DIALECT 2")
+    assert "then identical documents shown once" in fusion and "hits 1 to 10 shown" in fusion  # query.collapse
+    assert fusion.endswith("their fields: FT.SEARCH sample-products '*' INKEYS 10 <their keys> LIMIT 0 10 DIALECT 2")
     assert int(redis_client.info("commandstats").get("cmdstat_FT.SEARCH", {}).get("calls", 0)) == calls
 
 

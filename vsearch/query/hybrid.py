@@ -193,13 +193,19 @@ def hybrid_search(client: Client, spec: IndexSpec, field: VectorField, vector: n
     query's time, and only k of them are shown.
     """
     from vsearch.schema import Metric
-    from vsearch.store.search import document_fields
 
     params = replace(params, window=max(params.window, k))
     vector_hits, text_hits = candidates(client, spec, field, vector, text, params, filter_expression, ef_runtime,
                                         return_fields=[])
     hits = fuse(vector_hits, text_hits, k, params, lower_is_better=field.metric is Metric.l2)
-    if return_fields == []:
+    return with_fields(client, spec, hits, return_fields)
+
+
+def with_fields(client: Client, spec: IndexSpec, hits: list[Hit], return_fields: list[str] | None) -> list[Hit]:
+    """Hits ranked as ids and scores, with their fields (`return_fields`; None: all) read in one round trip."""
+    from vsearch.store.search import document_fields
+
+    if return_fields == [] or not hits:
         return hits
     fields = document_fields(client, spec, [h.id for h in hits], return_fields)
     return [replace(hit, fields=fields.get(hit.id, {})) for hit in hits]

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from vsearch.errors import UsageError
 from vsearch.filters import compile_where
+from vsearch.query.collapse import first_ask
 from vsearch.query.hybrid import Fusion, Mode, resolve_mode
 from vsearch.query.request import DEFAULT_K, MAX_K, QueryRequest, vector_options
 from vsearch.schema import IndexSpec, Metric, VectorField
@@ -53,7 +54,17 @@ def explain(spec: IndexSpec, request: QueryRequest) -> str:
     if mode is not Mode.vector:
         return _explain_text_mode(spec, request, mode)
     plan = vector_search(spec, request)
-    return _shown(search_command(spec, plan, bytes(4 * plan.field.dim)), plan.field)  # a zero vector, never sent
+    ranked = replace(plan, k=first_ask(plan.offset, plan.k, request.collapse), offset=0)
+    return (_shown(search_command(spec, ranked, bytes(4 * plan.field.dim)), plan.field)  # a zero vector, never sent
+            + "\n" + _collapsed(request, plan.offset, plan.k))
+
+
+def _collapsed(request: QueryRequest, offset: int, k: int) -> str:
+    """The explanation's last line: how copies are shown once, and the page cut from the ranking."""
+    if not request.collapse:
+        return f"then hits {offset + 1} to {offset + k} shown"
+    return (f"then identical documents shown once (the hits' fingerprints read in one round trip; asked again "
+            f"for twice as many while that leaves fewer than {offset + k}); hits {offset + 1} to {offset + k} shown")
 
 
 def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> str:
@@ -61,10 +72,11 @@ def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> st
     each, then fuses, and fetches the fields of the hits it shows: the last line says how."""
     check_text_fields(spec)
     where = combined_filter(spec, request)
-    k = (request.k if request.k is not None else DEFAULT_K) + request.offset  # a page is cut from the top k
+    shown = request.k if request.k is not None else DEFAULT_K
+    k = first_ask(request.offset, shown, request.collapse)  # a page is cut from the top k
     if mode is Mode.text:
         return (f"FT.SEARCH {shlex.quote(spec.name)} {shlex.quote(full_text_query(spec, request.text or '', where))} "
-                f"WITHSCORES {' '.join(TEXT_RANKING)} LIMIT 0 {k} DIALECT 2")
+                f"WITHSCORES {' '.join(TEXT_RANKING)} LIMIT 0 {k} DIALECT 2\n" + _collapsed(request, request.offset, shown))
     window = max(request.fusion.window, k)
     plan = vector_search(spec, QueryRequest(text=request.text, field=request.field, k=window, filter=where,
                                             ef_runtime=request.ef_runtime, mode=Mode.vector))
@@ -79,9 +91,9 @@ def _explain_text_mode(spec: IndexSpec, request: QueryRequest, mode: Mode) -> st
         how = f"k={fusion.rrf_k}, top {k}"
     returns = return_clause(spec, request.return_fields) if request.return_fields is not None else []
     fetch = " ".join(["FT.SEARCH", shlex.quote(spec.name), "'*'", *(shlex.quote(str(p)) for p in returns),
-                      "INKEYS", str(k), "<their keys>", "LIMIT", "0", str(k), "DIALECT", "2"])
-    return (f"{_shown(knn, field)}\n{_shown(text, field)}\nfused client-side: {fusion.fusion.value} {how}; then the "
-            f"fields of the {k} shown: {fetch}")
+                      "INKEYS", str(shown), "<their keys>", "LIMIT", "0", str(shown), "DIALECT", "2"])
+    return (f"{_shown(knn, field)}\n{_shown(text, field)}\nfused client-side: {fusion.fusion.value} {how}; "
+            f"{_collapsed(request, request.offset, shown)}; their fields: {fetch}")
 
 
 def _shown(command: list[object], field: VectorField) -> str:

@@ -31,6 +31,7 @@ class QueryRequest:
     max_distance: float | None = None  # a range query on an L2 index: every hit at most this far
     cache: bool = True  # look text queries up in, and add them to, the query-embedding cache
     cache_ttl: int = DEFAULT_TTL
+    collapse: bool = True  # identical documents as one hit with `copies` (vsearch.query.collapse)
 
     mode: Mode | None = None  # None: hybrid for a text query on an index with TEXT fields, else vector
     fusion: FusionParams = FusionParams()  # how hybrid mode fuses its two lists

@@ -16,7 +16,8 @@ if TYPE_CHECKING:  # a one-query command never reads a batch file
 # What vsearch adds to each row. snippet: the passage that matched best (text mode: the text around the query's
 # words), shortened for a table; snippet_start/snippet_end: its [start, end) in snippet_field's value.
 SNIPPET_KEYS = ("snippet", "snippet_field", "snippet_start", "snippet_end")
-RESULT_KEYS = ("rank", "id", "score", "query", "query_id", *SNIPPET_KEYS)
+# copies: the ids of identical documents this result stands for (vsearch.query.collapse), only where it has any.
+RESULT_KEYS = ("rank", "id", "score", "query", "query_id", *SNIPPET_KEYS, "copies")
 FIELD_PREFIX = "fields."
 
 
@@ -39,6 +40,8 @@ def result_rows(hits: list[Hit], keep: list[str] | None = None, extra: dict[str,
             row[field_column(name)] = value
         if hit.snippet is not None and not (short and hit.snippet.whole):
             row.update(_snippet_columns(hit.snippet, short))
+        if hit.copies:
+            row["copies"] = _copies_cell(hit.copies) if short else list(hit.copies)
         rows.append(row)
     return rows
 
@@ -48,6 +51,11 @@ def _snippet_columns(match: Match, short: bool) -> dict[str, object]:
     if short:  # a person reads the words around the query's; the offsets are for programs
         return {"snippet": make_snippet(match.text, match.query).text}
     return {"snippet": match.text, "snippet_field": match.field, "snippet_start": match.start, "snippet_end": match.end}
+
+
+def _copies_cell(copies: tuple[str, ...]) -> str:
+    """A table's copies column: how many, and the first one's id (JSONL, JSON and CSV carry them all)."""
+    return f"{len(copies)}: {copies[0]}{', …' if len(copies) > 1 else ''}"
 
 
 def field_column(name: str) -> str:

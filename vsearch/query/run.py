@@ -16,14 +16,15 @@ from vsearch import store
 from vsearch.config import Settings
 from vsearch.errors import InputError, UsageError
 from vsearch.models import Purpose, encoder_for, open_images
-from vsearch.query.hybrid import Mode, hybrid_search, resolve_mode
+from vsearch.query.collapse import Fetch, collapsed_page, first_ask
+from vsearch.query.hybrid import Mode, hybrid_search, resolve_mode, with_fields
 from vsearch.query.plan import check_text_fields, combined_filter, target_field, vector_search
 from vsearch.query.request import DEFAULT_K, MAX_K, QueryRequest, vector_options
 from vsearch.query.snippets import with_passages, with_text_matches
 from vsearch.query.vectors import embed_texts, query_vector
 from vsearch.schema import IndexSpec
 from vsearch.store import Hit
-from vsearch.store.search import search_many, text_search, text_terms
+from vsearch.store.search import VectorSearch, search_many, text_search, text_terms
 from vsearch.store.vectors import QueryVector
 
 if TYPE_CHECKING:  # a one-query command never reads a batch file
@@ -45,7 +46,7 @@ def run_query(client: store.Client, spec: IndexSpec, settings: Settings, request
         return _run_text_mode(client, spec, settings, request, mode)
     plan = vector_search(spec, request)
     vector = query_vector(client, spec, settings, request, plan.field)
-    hits = search_many(client, spec, plan, [vector])[0]
+    hits = _vector_page(client, spec, request, plan, vector)
     if plan.return_fields:
         _check_returned(spec, hits, list(plan.return_fields))
     return with_passages(client, spec, plan.field, hits, vector, request.text or "")
@@ -71,8 +72,10 @@ def run_batch(client: store.Client, spec: IndexSpec, settings: Settings, request
                 found.update((id(q), _run_text_mode(client, spec, settings, replace(request, text=q.text), mode, v))
                              for q, v in zip(texts, vectors))
             else:
-                found.update((id(q), with_passages(client, spec, plan.field, hits, v, q.text))
-                             for q, v, hits in zip(texts, vectors, search_many(client, spec, plan, vectors)))
+                firsts = search_many(client, spec, _ranked_from_first(plan, request), vectors)
+                found.update((id(q), with_passages(client, spec, plan.field,
+                                                   _vector_page(client, spec, request, plan, v, hits), v, q.text))
+                             for q, v, hits in zip(texts, vectors, firsts))
         yield from ((q, found[id(q)]) for q in chunk)
 
 
@@ -96,8 +99,10 @@ def _image_batch(client: store.Client, spec: IndexSpec, settings: Settings, requ
         if isinstance(image, InputError):
             raise InputError(f"--batch line {query.line}: {image}")
     encoder = encoder_for(plan.field, request.model, settings, Purpose.QUERY)
-    vectors = encoder.encode_images(decoded)  # type: ignore[arg-type]
-    yield from zip(map(id, queries), search_many(client, spec, plan, list(vectors)))
+    vectors = list(encoder.encode_images(decoded))  # type: ignore[arg-type]
+    firsts = search_many(client, spec, _ranked_from_first(plan, image_request), vectors)
+    yield from ((id(q), _vector_page(client, spec, image_request, plan, v, hits))
+                for q, v, hits in zip(queries, vectors, firsts))
 
 
 def _run_text_mode(client: store.Client, spec: IndexSpec, settings: Settings, request: QueryRequest,
@@ -114,19 +119,47 @@ def _run_text_mode(client: store.Client, spec: IndexSpec, settings: Settings, re
     fields = list(request.return_fields) if request.return_fields is not None else None
     where, text = combined_filter(spec, request), request.text or ""
     # A page is the same ranking cut further down: the top offset + k, less the first offset.
-    top = request.offset + k
     if mode is Mode.text:
-        hits = with_text_matches(spec, text_search(client, spec, text, top, where, fields)[request.offset:], text)
+        hits = _page(client, spec, request, lambda n: text_search(client, spec, text, n, where, fields),
+                     request.offset, k)
+        hits = with_text_matches(spec, hits, text)
     else:
         field = target_field(spec, request)
         if vector is None:
             vector = query_vector(client, spec, settings, request, field)
-        hits = hybrid_search(client, spec, field, vector, text, top, where, request.fusion, request.ef_runtime, fields)
-        hits = hits[request.offset:]
+        known = vector
+        # Ranked as ids and scores; the fields only of the hits shown.
+        hits = _page(client, spec, request,
+                     lambda n: hybrid_search(client, spec, field, known, text, n, where, request.fusion,
+                                             request.ef_runtime, []), request.offset, k)
+        hits = with_fields(client, spec, hits, fields)
         hits = with_passages(client, spec, field, hits, vector, text)  # an index without passages: no snippet
     if fields:
         _check_returned(spec, hits, fields)
     return hits
+
+
+def _vector_page(client: store.Client, spec: IndexSpec, request: QueryRequest, plan: VectorSearch,
+                 vector: QueryVector, first: list[Hit] | None = None) -> list[Hit]:
+    """The page of KNN (or range) hits `plan` asks for; `first`: what `_ranked_from_first(plan)` already found."""
+    def fetch(n: int) -> list[Hit]:
+        return search_many(client, spec, replace(plan, k=n, offset=0), [vector])[0]
+
+    return _page(client, spec, request, fetch, plan.offset, plan.k, first)
+
+
+def _ranked_from_first(plan: VectorSearch, request: QueryRequest) -> VectorSearch:
+    """`plan` asking for the hits a page is cut from, the best first (see `_page`)."""
+    return replace(plan, k=first_ask(plan.offset, plan.k, request.collapse), offset=0)
+
+
+def _page(client: store.Client, spec: IndexSpec, request: QueryRequest, fetch: Fetch, offset: int, k: int,
+          first: list[Hit] | None = None) -> list[Hit]:
+    """Hits offset + 1 .. offset + k of the ranking `fetch(n)` gives, identical documents (every vector made from
+    the same input) shown once unless --no-collapse."""
+    if not request.collapse:
+        return (first if first is not None else fetch(offset + k))[offset:offset + k]
+    return collapsed_page(fetch, lambda ids: store.content_keys(client, spec, ids), offset, k, first)
 
 
 def _check_returned(spec: IndexSpec, hits: list[Hit], fields: list[str]) -> None:

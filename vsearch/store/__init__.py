@@ -19,7 +19,7 @@ from vsearch.store.connection import connect, translate_errors
 from vsearch.store.definitions import (IndexStats, check_owned, count_documents, create_index, drop_index, get_spec,
                                        index_exists, index_names, index_stats, purge_replaced_entries)
 from vsearch.store.documents import (Document, StoredPassages, StoredState, check_persisted, copy_documents,
-                                     delete_documents, document_vector, exist, read_passages, read_states,
+                                     content_keys, delete_documents, document_vector, exist, read_passages, read_states,
                                      read_vectors, scan_ids, write_documents)
 from vsearch.store.generations import abandon, go_live, next_generation, wait_indexed
 from vsearch.store.keys import NAMESPACE, default_prefix
@@ -29,7 +29,7 @@ from vsearch.store.vectors import bytes_vector, vector_bytes
 Client = redis.Redis  # what `connect` returns; the use cases pass it along without calling it
 
 __all__ = [
-    "NAMESPACE", "Client", "Document", "Hit", "IndexStats", "StoredPassages", "StoredState", "read_passages", "abandon", "bytes_vector", "check_owned",
+    "NAMESPACE", "Client", "Document", "Hit", "content_keys", "IndexStats", "StoredPassages", "StoredState", "read_passages", "abandon", "bytes_vector", "check_owned",
     "check_persisted", "connect", "copy_documents", "count_documents", "create_index", "default_prefix",
     "delete_documents", "document_vector", "drop_index", "exist", "get_spec", "go_live", "index_exists",
     "index_names", "index_stats", "next_generation", "purge_replaced_entries", "read_states", "read_vectors",

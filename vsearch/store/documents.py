@@ -96,6 +96,27 @@ def read_states(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> lis
     return [None if found.get(i, 1) == 0 else StoredState(fingerprint or {}) for i, fingerprint in enumerate(fingerprints)]
 
 
+def content_keys(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> dict[str, str]:
+    """What each document's vectors were made from, as the load recorded it (each vector's fingerprint entry: the
+    model and a digest of the text, image bytes or given vector), for the ids that have all of them; one round
+    trip. Two documents with the same key embed the same inputs: no query can tell them apart by their vectors."""
+    if not ids:
+        return {}
+    layout = layout_of(spec)
+    pipe = client.pipeline(transaction=False)
+    for doc_id in ids:
+        layout.get_fingerprint(pipe, key_of(spec, doc_id))
+    with translate_errors(f"cannot read documents of index '{spec.name}'"):
+        replies = pipe.execute(raise_on_error=False)
+    found = {}
+    for doc_id, reply in zip(ids, replies):
+        fingerprint = layout.fingerprint(reply) or {}
+        parts = [fingerprint.get(vector.name) for vector in spec.vectors]
+        if parts and all(isinstance(part, str) for part in parts):
+            found[doc_id] = " ".join(parts)  # type: ignore[arg-type]
+    return found
+
+
 def read_vectors(client: redis.Redis, spec: IndexSpec, ids: Sequence[str],
                  vectors: Sequence[VectorField]) -> list[dict[str, np.ndarray]]:
     """The stored vectors of each id (missing ones left out), to rewrite a document without re-embedding it."""

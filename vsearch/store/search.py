@@ -33,6 +33,8 @@ class Hit:
     fields: dict[str, Any]
     # The passage (or, in text mode, the part of the text) that matched best: vsearch.query.snippets fills it in.
     snippet: Any = None
+    # Identical documents shown as this one (vsearch.query.collapse): their ids, best-ranked first.
+    copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
