@@ -2,7 +2,7 @@
 docs/benchmarks.md and its plots (docs/img/*.png).
 
 Usage (from the repository root, after `pip install -e .[bench]`):
-    .venv/bin/python bench/report.py                  # every part, full size (~40-50 min on 2 cores)
+    .venv/bin/python bench/report.py                  # every part, full size (~60-70 min on 2 cores)
     .venv/bin/python bench/report.py --quick          # every part, small sizes (~10 min)
     .venv/bin/python bench/report.py --part loading   # one part; the report is rebuilt from all results on disk
     .venv/bin/python bench/report.py --part render    # only rebuild the report from bench/results/*.json
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from report_parts import common  # noqa: E402
 
-PARTS = ("loading", "queries", "scale", "encoding", "quality")
+PARTS = ("loading", "queries", "scale", "encoding", "quality", "longdocs")
 
 
 def main() -> None:
