@@ -139,6 +139,19 @@ def check_scorable(array: np.ndarray, vector: VectorField, what: str) -> None:
         raise InputError(f"{what} holds a value past {vector.datatype.value.upper()}'s range ({limit:g})")
 
 
+def usable_rows(matrix: np.ndarray, vector: VectorField) -> np.ndarray:
+    """Which rows of a batch of given vectors (a float32 matrix, one vector a row) `given_vector` accepts: its rules,
+    for a whole batch at once (`load`'s batch path). A refused row's message is `given_vector`'s own."""
+    with np.errstate(invalid="ignore"):  # infinity minus infinity: NaN, refused without a warning
+        usable = np.isfinite(matrix.sum(axis=1, dtype=np.float64))  # as there: finite exactly when every number is
+    if vector.metric is Metric.cosine:
+        usable &= matrix.any(axis=1)
+    limit = _TYPE_MAX.get(vector.datatype)
+    if limit is not None and len(matrix):
+        usable &= np.abs(matrix).max(axis=1) <= limit
+    return usable
+
+
 def document_fields(spec: IndexSpec, record: Record, skip: set[str]) -> dict[str, Any]:
     """Every input column becomes a document field, in a form Redis will index.
 

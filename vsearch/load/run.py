@@ -231,7 +231,8 @@ class Run:
         self.report.read += len(records)
         self.rejects.batch = []
         self.batch_ids = []
-        candidates = [c for c in (self.candidates.make(r, self.batch_ids) for r in records) if c is not None]
+        candidates = (self.candidates.make_batch(records, self.batch_ids) if self.plan.all_given else
+                      [c for c in (self.candidates.make(r, self.batch_ids) for r in records) if c is not None])
         batch_rejects = self.rejects.batch
         if first_batch and not candidates and batch_rejects and all(": no field '" in m for m in batch_rejects):
             # Not bad records but a wrong command line: no record has the field the options name.

@@ -1,0 +1,245 @@
+"""The batch path of a load of given vectors (`CandidateMaker.make_batch`) against the per-record path it stands
+beside: the same candidates, fingerprints, rejects (each with its line, in input order) and duplicate ids. No server,
+no model.
+
+The real-server versions of these promises are in tests/e2e/test_cron.py, test_load_query.py and test_hostile_data.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vsearch.encode import VectorTable, ids_path
+from vsearch.load.candidates import CandidateMaker
+from vsearch.load.diff import Candidate, Fingerprints, compare
+from vsearch.load.plan import LoadPlan
+from vsearch.records import Record
+from vsearch.schema import DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
+from vsearch.store.documents import StoredState
+
+DIM = 4
+VEC = VectorField("vec_vector", "text", "given", DIM, metric=Metric.cosine)
+FIELDS = (Field("kind", FieldType.tag), Field("year", FieldType.numeric), Field("title", FieldType.text),
+          Field("loc", FieldType.geo))
+HASH = IndexSpec("docs", "docs:", fields=FIELDS, vectors=(VEC,), generation=1)
+SPECS = {
+    "hash cosine": HASH,
+    "hash L2 float16": replace(HASH, vectors=(replace(VEC, metric=Metric.l2, datatype=DataType.float16),)),
+    "json ip": replace(HASH, storage=Storage.json, vectors=(replace(VEC, metric=Metric.ip),)),
+    "hash stems, tags kept whole": HASH.with_stems(),
+}
+
+
+def plan(vector: VectorField = VEC, column: str = "vec") -> LoadPlan:
+    return LoadPlan("id", (), None, Path("/"), Path("/"), None, None, vector, column)
+
+
+def maker(spec: IndexSpec, rejects: list, table: VectorTable | None = None, column: str = "vec") -> CandidateMaker:
+    def reject(record: Record, reason: str, identified: bool = True) -> None:
+        rejects.append((record.line, reason, identified))
+
+    return CandidateMaker(spec, plan(spec.vectors[0], column), Fingerprints(spec.vectors, lambda v: "unused"), table,
+                          reject)
+
+
+def per_record(made: CandidateMaker, records: list[Record], ids: list) -> list[Candidate]:
+    """The per-record path, as Run._prepare takes it for records that need a model."""
+    return [c for c in (made.make(r, ids) for r in records) if c is not None]
+
+
+def assert_same(a: list[Candidate], b: list[Candidate]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.record is y.record and x.id == y.id
+        assert list(x.fields.items()) == list(y.fields.items())
+        assert x.fingerprint == y.fingerprint and x.hashed == y.hashed
+        assert x.contents.keys() == y.contents.keys()
+        for name in x.contents:
+            assert x.contents[name].dtype == y.contents[name].dtype and x.contents[name].shape == y.contents[name].shape
+            assert x.contents[name].tobytes() == y.contents[name].tobytes()
+        assert (x.vectors, x.embedded, x.modelled, x.claimed, x.new, x.rejected) == \
+            (y.vectors, y.embedded, y.modelled, y.claimed, y.new, y.rejected)
+
+
+def both_paths(spec: IndexSpec, records: list[Record], table: VectorTable | None = None,
+               column: str = "vec") -> tuple[list[Candidate], list, list]:
+    """Runs both paths; asserts they agree; returns the batch path's candidates, ids and rejects."""
+    slow_rejects: list = []
+    fast_rejects: list = []
+    slow_ids: list = []
+    fast_ids: list = []
+    slow = per_record(maker(spec, slow_rejects, table, column), records, slow_ids)
+    fast = maker(spec, fast_rejects, table, column).make_batch(records, fast_ids)
+    assert_same(slow, fast)
+    assert fast_rejects == slow_rejects
+    assert [(i, id(r)) for i, r in fast_ids] == [(i, id(r)) for i, r in slow_ids]
+    return fast, fast_ids, fast_rejects
+
+
+def record(line: int, data: dict[str, Any], error: str | None = None) -> Record:
+    raw = json.dumps(data, allow_nan=True, ensure_ascii=False) + "\n" if not error else "{not json\n"
+    return Record("in.jsonl", line, {} if error else data, raw=raw, error=error)
+
+
+GOOD = [0.5, -0.25, 1.0, 2.0]
+HOSTILE_VECTORS = [
+    GOOD, [1, 2, 3, 4], [True, False, True, 1], ["1.5", "2", "-3", "4e1"], "[0.1, 0.2, 0.3, 0.4]",
+    "[NaN, 1, 2, 3]", "[1, 2", "[1e400, 0, 0, 0]", [1, 2, 3], [1, 2, 3, 4, 5], [[1], [2], [3], [4]], [],
+    [float("nan"), 1, 2, 3], [float("inf"), 1, 2, 3], [-float("inf"), float("inf"), 0, 0], [1e39, 0, 0, 0],
+    [70000.0, 0, 0, 1], [-65504.0, 1, 1, 1], [0, 0, 0, 0], [0.0, -0.0, 0, 0], [None, 1, 2, 3], 5, None, "",
+    {"a": 1}, ["x", 1, 2, 3], [3.4028235e38, 3.4028235e38, 3.4028235e38, 3.4028235e38], [1e-46, 0, 0, 1],
+    [2**70, 1, 1, 1], [0.1, 0.2, 0.3, 0.4],
+]
+
+
+def test_a_batch_of_good_records_is_the_per_record_batch() -> None:
+    rows = np.random.default_rng(1).standard_normal((50, DIM)).tolist()
+    records = [record(i + 1, {"id": f"d{i}", "vec": row, "kind": "x", "year": 2000 + i, "title": "café au lait",
+                              "loc": "13.4,52.5"}) for i, row in enumerate(rows)]
+    fast, ids, rejects = both_paths(HASH, records)
+    assert len(fast) == 50 and rejects == [] and [i for i, _ in ids] == [f"d{i}" for i in range(50)]
+    assert fast[3].contents[VEC.name].tolist() == np.asarray(rows[3], dtype=np.float32).tolist()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # given_vector's sum of inf - inf
+@pytest.mark.parametrize("spec", SPECS.values(), ids=SPECS.keys())
+def test_every_hostile_vector_is_taken_or_rejected_as_record_by_record(spec: IndexSpec) -> None:
+    records = [record(i + 1, {"id": f"v{i}", "vec": value}) for i, value in enumerate(HOSTILE_VECTORS)]
+    fast, _, rejects = both_paths(spec, records)
+    assert 0 < len(fast) < len(records) and rejects  # both kinds are in there
+    lines = {line for line, _, _ in rejects}
+    assert lines.isdisjoint(c.record.line for c in fast)
+    assert all(reason.startswith(f"in.jsonl line {line}: ") for line, reason, _ in rejects)
+
+
+def test_one_bad_vector_leaves_the_rest_of_its_batch_fast_and_in_order() -> None:
+    records = [record(i + 1, {"id": f"d{i}", "vec": GOOD}) for i in range(5)]
+    records[2] = record(3, {"id": "d2", "vec": [1, 2]})  # the batch's matrix is ragged: row by row
+    fast, ids, rejects = both_paths(HASH, records)
+    assert [c.id for c in fast] == ["d0", "d1", "d3", "d4"]
+    assert [i for i, _ in ids] == ["d0", "d1", "d2", "d3", "d4"]  # --prune keeps the rejected record's document
+    assert rejects == [(3, "in.jsonl line 3: field 'vec' has 2 numbers, but vec_vector holds 4-d vectors", True)]
+
+
+def test_rejects_of_ids_fields_and_reader_errors_keep_their_lines_and_order() -> None:
+    records = [
+        record(1, {"id": "ok", "vec": GOOD}),
+        record(2, {}, error="malformed JSON (Expecting value at column 1)"),
+        record(3, {"vec": GOOD}),
+        record(4, {"id": "", "vec": GOOD}),
+        record(5, {"id": None, "vec": GOOD}),
+        record(6, {"id": "\ud800", "vec": GOOD}),
+        record(7, {"id": "t", "vec": GOOD, "title": "lone \udc80 surrogate"}),
+        record(8, {"id": "y", "vec": GOOD, "year": "not a year"}),
+        record(9, {"id": "g", "vec": GOOD, "loc": "north"}),
+        record(10, {"id": "k", "vec": GOOD, "kind": {"not": "a tag"}}),
+        record(11, {"id": "m"}),
+        record(12, {"id": float("nan"), "vec": GOOD}),
+        record(13, {"id": "both bad", "vec": [0, 0, 0, 0], "year": "x"}),  # the first problem is the one named
+        record(14, {"id": 14, "vec": GOOD, "kind": ["a", "b"], "year": "2014", "nested": {"deep": [1, 2]}}),
+    ]
+    fast, ids, rejects = both_paths(HASH, records)
+    assert [c.record.line for c in fast] == [1, 14]
+    assert [line for line, _, _ in rejects] == list(range(2, 14))
+    assert [identified for line, _, identified in rejects if line in (2, 3, 4, 5, 6, 12)] == [False] * 6
+    assert "field 'year' is NUMERIC" in rejects[-1][1]
+    assert fast[1].fields == {"id": 14, "kind": "a,b", "year": 2014, "nested": '{"deep": [1, 2]}'}
+
+
+def test_duplicate_ids_are_all_candidates_for_the_claim_to_reject_in_order() -> None:
+    records = [record(i + 1, {"id": doc_id, "vec": GOOD}) for i, doc_id in enumerate(["a", "b", "a", "a", "c"])]
+    fast, ids, rejects = both_paths(HASH, records)
+    assert [c.id for c in fast] == ["a", "b", "a", "a", "c"] and rejects == []
+    assert [(i, r.line) for i, r in ids] == [("a", 1), ("b", 2), ("a", 3), ("a", 4), ("c", 5)]
+
+
+def test_csv_vectors_arrive_as_json_text_and_are_parsed_alike() -> None:
+    records = [Record("in.csv", i + 2, {"id": str(i), "vec": text}) for i, text in
+               enumerate(["[1, 2, 3, 4]", " [0.5,0.25,1,2] ", "[1, 2, 3]", "1, 2, 3, 4", "[1e999, 0, 0, 0]",
+                          "[NaN, 0, 0, 1]", "[123456789012345678901234567890, 1, 1, 1]", "\ufeff[1, 2, 3, 4]"])]
+    fast, _, rejects = both_paths(HASH, records)
+    assert [c.id for c in fast] == ["0", "1", "6"] and len(rejects) == 5
+
+
+def test_an_empty_batch_and_a_batch_of_rejects_only() -> None:
+    assert both_paths(HASH, []) == ([], [], [])
+    fast, ids, rejects = both_paths(HASH, [record(1, {"id": "x", "vec": "oops"}), record(2, {"id": "y"})])
+    assert fast == [] and len(rejects) == 2 and [i for i, _ in ids] == ["x", "y"]
+
+
+def test_vectors_from_an_npy_file_are_taken_or_rejected_as_record_by_record(tmp_path: Path) -> None:
+    matrix = np.array([[1, 2, 3, 4], [np.nan, 0, 0, 0], [0, 0, 0, 0], [1e39, 0, 0, 1], [0.1, 0.2, 0.3, 0.4]],
+                      dtype=np.float64)
+    path = tmp_path / "vectors.npy"
+    np.save(path, matrix)
+    ids_path(path).write_text("".join(json.dumps({"id": f"r{i}"}) + "\n" for i in range(len(matrix))))
+    table = VectorTable(path)
+    records = [Record("ids.jsonl", i + 1, {"id": doc_id}) for i, doc_id in
+               enumerate(["r0", "r1", "missing", "r2", "r3", "r4", "r0"])]
+    with np.errstate(over="ignore"):  # float64 past float32's range: both paths make it infinite, then refuse it
+        fast, _, rejects = both_paths(HASH, records, table, column="__vsearch_vectors")
+    assert [c.id for c in fast] == ["r0", "r4", "r0"]
+    assert [line for line, _, _ in rejects] == [2, 3, 4, 5]
+    assert "no vector for id 'missing'" in rejects[1][1]
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> list[Record]:
+    vectors = st.one_of(st.sampled_from(HOSTILE_VECTORS),
+                        st.lists(st.floats(width=32, allow_subnormal=True), min_size=DIM, max_size=DIM),
+                        st.lists(st.integers(-2**40, 2**40), min_size=DIM - 1, max_size=DIM + 1))
+    ids = st.one_of(st.sampled_from(["a", "b", "c", "", " ", None, 7, 7.0, True, "\ud800", float("inf")]),
+                    st.text(min_size=1, max_size=3))
+    fields = st.fixed_dictionaries({}, optional={
+        "kind": st.sampled_from(["x", ["x", "y"], 3, None, "a\x1fb", {"k": 1}, [None]]),
+        "year": st.sampled_from([2012, "2013", "x", float("nan"), 1.5, None, True, 2**60]),
+        "title": st.one_of(st.text(max_size=4), st.sampled_from([5, 1.5, [1, "a"], float("inf")])),
+        "loc": st.sampled_from(["13.4,52.5", "north", [13.4, 52.5], "200,0"]),
+        "other": st.sampled_from([{"x": [1, 2]}, [float("nan")], "ünïcode", 0, ""]),
+    })
+    out = []
+    for line in range(1, draw(st.integers(0, 12)) + 1):
+        if draw(st.integers(0, 9)) == 0:
+            out.append(record(line, {}, error="malformed JSON (Expecting value at column 1)"))
+            continue
+        data = draw(fields)
+        if draw(st.integers(0, 9)):
+            data["id"] = draw(ids)
+        if draw(st.integers(0, 9)):
+            data["vec"] = draw(vectors)
+        out.append(record(line, data))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=batches(), spec=st.sampled_from(list(SPECS.values())))
+def test_any_batch_gives_what_record_by_record_gives(records: list[Record], spec: IndexSpec) -> None:
+    with np.errstate(all="ignore"):
+        both_paths(spec, records)
+
+
+def test_an_index_loaded_record_by_record_is_skipped_whole_by_the_batch_path() -> None:
+    """A reload of an index whose fingerprints the per-record path wrote (every index loaded before) skips all."""
+    records = [record(i + 1, {"id": f"d{i}", "vec": [i + 1.0, 0.5, 0.25, 0.125], "kind": "x", "title": f"t{i}"})
+               for i in range(20)]
+    before = per_record(maker(HASH, []), records, [])
+    fp = Fingerprints(HASH.vectors, lambda v: "unused")
+    now = maker(HASH, []).make_batch(records, [])
+    assert compare(now, [StoredState(dict(c.fingerprint)) for c in before], True, fp).skipped == 20
+
+
+def test_fingerprint_digests_of_the_batch_path_are_those_of_the_record_path_for_any_float32() -> None:
+    rows = np.random.default_rng(3).standard_normal((200, DIM)).astype(np.float32)
+    rows[0] = [math.pi, -0.0, 1e-45, 3.4028235e38]
+    records = [record(i + 1, {"id": str(i), "vec": row.tolist()}) for i, row in enumerate(rows)]
+    fast, _, _ = both_paths(HASH, records)
+    assert [c.contents[VEC.name].tobytes() for c in fast] == [row.tobytes() for row in rows]
