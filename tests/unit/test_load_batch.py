@@ -1,6 +1,6 @@
-"""The batch path of a load of given vectors (`CandidateMaker.make_batch`) against the per-record path it stands
-beside: the same candidates, fingerprints, rejects (each with its line, in input order) and duplicate ids. No server,
-no model.
+"""The batch path of a load of given vectors (`CandidateMaker.make_batch`, the layouts' `write_batch`) against the
+per-record path it stands beside: the same candidates, fingerprints, rejects (each with its line, in input order),
+duplicate ids and documents, down to the bytes sent to Redis. No server, no model.
 
 The real-server versions of these promises are in tests/e2e/test_cron.py, test_load_query.py and test_hostile_data.py.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from vsearch.load.plan import LoadPlan
 from vsearch.records import Record
 from vsearch.schema import DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
 from vsearch.store.documents import StoredState
+from vsearch.store.layouts import Document, HashLayout, JsonLayout
 
 DIM = 4
 VEC = VectorField("vec_vector", "text", "given", DIM, metric=Metric.cosine)
@@ -235,6 +237,33 @@ def test_an_index_loaded_record_by_record_is_skipped_whole_by_the_batch_path() -
     fp = Fingerprints(HASH.vectors, lambda v: "unused")
     now = maker(HASH, []).make_batch(records, [])
     assert compare(now, [StoredState(dict(c.fingerprint)) for c in before], True, fp).skipped == 20
+
+
+# -- the documents: the batch write sends what the per-document write sends, byte for byte ------------------
+
+
+def documents(candidates: list[Candidate], new: bool) -> list[Document]:
+    return [Document(c.id, c.fields, dict(c.contents), c.fingerprint, c.record.where(), new=new) for c in candidates]
+
+
+@pytest.mark.parametrize("new", [True, False], ids=["new", "rewritten"])
+@pytest.mark.parametrize("spec", SPECS.values(), ids=SPECS.keys())
+def test_write_batch_queues_the_commands_write_queues_byte_for_byte(spec: IndexSpec, new: bool) -> None:
+    records = [record(i + 1, {"id": f"d{i}", "vec": row, "kind": ["a", "b"], "year": 2000 + i,
+                              "title": f"Boots and leather {i} ünï", "loc": "13.4,52.5", "price": 1.5 + i})
+               for i, row in enumerate(np.random.default_rng(2).standard_normal((6, DIM)).tolist())]
+    docs = documents(maker(spec, []).make_batch(records, []), new)
+    layout = HashLayout() if spec.storage is Storage.hash else JsonLayout()
+    client = redis.Redis(unix_socket_path="/nonexistent/never-connected", protocol=2)  # only packs, never sends
+    pipe = client.pipeline(transaction=True)
+    owners = []
+    for doc in docs:
+        owners += [doc] * layout.write(pipe, spec, spec.prefix + doc.id, doc)
+    queued = [args for args, _ in pipe.command_stack]
+    commands, batch_owners = layout.write_batch(spec, [spec.prefix + d.id for d in docs], docs)
+    assert commands == queued and batch_owners == owners
+    connection = redis.Connection()
+    assert connection.pack_commands(commands) == connection.pack_commands(queued)
 
 
 def test_fingerprint_digests_of_the_batch_path_are_those_of_the_record_path_for_any_float32() -> None:

@@ -284,7 +284,9 @@ class Run:
         if to_write and not self.request.dry_run:
             self.embedder.add_spans(to_write)
             self.check_lease()
-            store.write_documents(self.client, self.target, [self._document(c) for c in to_write])
+            # Given vectors only: the batch's commands go out without redis-py's per-command pipeline.
+            write = store.write_batch if self.plan.all_given else store.write_documents
+            write(self.client, self.target, [self._document(c) for c in to_write])
             store.check_persisted(self.client, f"the last batch's {len(to_write)} document(s)")
         # Counted only once the batch is stored, so a retried batch is not counted twice.
         counts = tally(to_write)
