@@ -106,6 +106,9 @@ def given_vector(record: Record, column: str, vector: VectorField) -> np.ndarray
             array = np.asarray(values, dtype=np.float32)
     except (ValueError, TypeError):
         raise InputError(f"{record.where()}: field '{column}' is not a JSON array of numbers") from None
+    except OverflowError:  # a JSON integer of hundreds of digits: past even float64's range
+        raise InputError(f"{record.where()}: field '{column}' holds a NaN, an infinite number or one past float32's "
+                         "range (3.4e38)") from None
     if array.ndim != 1:  # a number, null, or arrays in an array
         raise InputError(f"{record.where()}: field '{column}' is not a JSON array of numbers")
     if array.size != vector.dim:

@@ -108,7 +108,7 @@ HOSTILE_VECTORS = [
     [float("nan"), 1, 2, 3], [float("inf"), 1, 2, 3], [-float("inf"), float("inf"), 0, 0], [1e39, 0, 0, 0],
     [70000.0, 0, 0, 1], [-65504.0, 1, 1, 1], [0, 0, 0, 0], [0.0, -0.0, 0, 0], [None, 1, 2, 3], 5, None, "",
     {"a": 1}, ["x", 1, 2, 3], [3.4028235e38, 3.4028235e38, 3.4028235e38, 3.4028235e38], [1e-46, 0, 0, 1],
-    [2**70, 1, 1, 1], [0.1, 0.2, 0.3, 0.4],
+    [2**70, 1, 1, 1], [0.1, 0.2, 0.3, 0.4], [10**400, 0, 0, 1],
 ]
 
 
@@ -171,6 +171,14 @@ def test_duplicate_ids_are_all_candidates_for_the_claim_to_reject_in_order() -> 
     fast, ids, rejects = both_paths(HASH, records)
     assert [c.id for c in fast] == ["a", "b", "a", "a", "c"] and rejects == []
     assert [(i, r.line) for i, r in ids] == [("a", 1), ("b", 2), ("a", 3), ("a", 4), ("c", 5)]
+
+
+def test_an_integer_too_long_for_a_float_is_a_reject_not_a_traceback() -> None:
+    records = [record(1, {"id": "ok", "vec": GOOD}), record(2, {"id": "huge", "vec": [10**400, 0, 0, 1]})]
+    fast, _, rejects = both_paths(HASH, records)
+    assert [c.id for c in fast] == ["ok"]
+    assert rejects == [(2, "in.jsonl line 2: field 'vec' holds a NaN, an infinite number or one past float32's range "
+                           "(3.4e38)", True)]
 
 
 def test_csv_vectors_arrive_as_json_text_and_are_parsed_alike() -> None:

@@ -130,7 +130,7 @@ class CandidateMaker:
         with np.errstate(over="ignore"):  # a number past float32's range becomes infinite, refused by usable_rows
             try:
                 matrix = np.array(values, dtype=np.float32)
-            except (ValueError, TypeError):  # ragged, or not numbers: row by row below
+            except Exception:  # noqa: BLE001 - ragged, or not numbers: row by row below
                 matrix = np.zeros(0, dtype=np.float32)
             if matrix.shape == (len(values), dim):
                 return matrix, usable_rows(matrix, vector)
@@ -138,7 +138,7 @@ class CandidateMaker:
             for i, value in enumerate(values):
                 try:
                     row = np.asarray(value, dtype=np.float32)
-                except (ValueError, TypeError):
+                except Exception:  # noqa: BLE001 - `make` rejects it, in its place among the records
                     continue
                 if row.ndim == 1 and row.size == dim:
                     matrix[i], shaped[i] = row, True
