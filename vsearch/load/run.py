@@ -9,10 +9,11 @@ here parses command lines or prints; `progress` and `warn` are the caller's.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from itertools import islice
 from typing import TypeVar
@@ -55,7 +56,8 @@ def run_load(settings: Settings, request: LoadRequest,
     started = time.perf_counter()
     try:
         client = store.connect(settings)
-        with nullcontext(encoders) if encoders else open_engine(request.engine, settings.device) as engine:
+        with (nullcontext(encoders) if encoders else open_engine(request.engine, settings.device) as engine,
+              collector_for_batches()):
             _load(client, settings, resolve_request(request), report, progress, warn, engine)
         report.exit_code = EXIT_REJECTED if report.rejected else EXIT_OK
     except VsearchError as exc:
@@ -73,6 +75,24 @@ def run_load(settings: Settings, request: LoadRequest,
             with open_output(request.report.expanduser()) as out:
                 out.write((report.to_json() + "\n").encode())
     return report
+
+
+@contextmanager
+def collector_for_batches() -> Iterator[None]:
+    """Python's cyclic collector, set for a run of batches, and set back after. A batch holds some ten thousand
+    containers (a record's dict, a given vector's list of numbers) until it is written: at the default thresholds (a
+    young collection every 700 allocations, an older one every 10 of those) each batch was gone over again and again,
+    its vectors' numbers included (a sixth of a load of given vectors; bench/report.py --part loading). What the
+    process holds before the run (modules, the command line) is frozen out of collections, and young ones wait for
+    50,000 allocations, so cyclic garbage still goes, a few batches later."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _now() -> str:
