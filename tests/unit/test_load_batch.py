@@ -33,6 +33,7 @@ from vsearch.load.request import LoadReport, LoadRequest
 from vsearch.load.run import BatchWrites, Run
 from vsearch.records import Format, Record
 from vsearch.schema import DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
+from vsearch.store.connection import packed_transaction
 from vsearch.store.definitions import IndexStats
 from vsearch.store.documents import StoredState
 from vsearch.store.layouts import Document, HashLayout, JsonLayout
@@ -281,6 +282,8 @@ def test_write_batch_queues_the_commands_write_queues_byte_for_byte(spec: IndexS
     assert commands == queued and batch_owners == owners
     connection = redis.Connection()
     assert connection.pack_commands(commands) == connection.pack_commands(queued)
+    transaction = [("MULTI",), *queued, ("EXEC",)]
+    assert b"".join(packed_transaction(connection, commands)) == b"".join(connection.pack_commands(transaction))
 
 
 # -- the run: fakes at the store's edge, the same run through both paths ---------------------------------------
