@@ -166,7 +166,8 @@ def document_fields(spec: IndexSpec, record: Record, skip: set[str]) -> dict[str
     skip = skip | {v.name for v in spec.vectors}
     out: dict[str, Any] = {}
     for name, value in record.data.items():
-        if value is None or value == "" or name in skip or name.startswith("__vsearch"):
+        # `skip` first: a given vector may already be an array (CandidateMaker.given_batches), which == "" cannot test
+        if name in skip or value is None or value == "" or name.startswith("__vsearch"):
             continue
         kind = types.get(name)
         if kind is FieldType.numeric:

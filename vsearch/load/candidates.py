@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,32 @@ class CandidateMaker:
             return None
         fingerprint[FIELDS_DIGEST] = digest(fields_json)
         return Candidate(record, doc_id, fields, contents, fingerprint, hashed)
+
+    def given_batches(self, records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+        """The input's batches for `make_batch`, as `run._batches` makes them, with each given vector that is a JSON
+        list of numbers already the float32 array `given_vector` makes of it: converted as its record is read, while
+        its numbers are still in the processor's cache, and the list let go at once rather than with its batch (~6% of
+        a load of given vectors). A record without its text as read (a JSON array's element: rejects write its data)
+        keeps its list; whatever does not convert is left as it is, for `make` to reject."""
+        vector, column = self.plan.precomputed, self.plan.vector_column
+        convert = vector is not None and self.vector_table is None
+        while True:
+            batch = []
+            with np.errstate(over="ignore"):  # past float32's range: infinite, refused as given_vector refuses it
+                for record in islice(records, size):
+                    value = record.data.get(column) if convert else None
+                    if type(value) is list and len(value) == vector.dim and record.raw:  # type: ignore[union-attr]
+                        try:
+                            array = np.asarray(value, dtype=np.float32)
+                        except Exception:  # noqa: BLE001 - left for make, which rejects it in its place
+                            array = None
+                        if array is not None and array.ndim == 1:
+                            record = Record(record.source, record.line, {**record.data, column: array}, record.raw,
+                                            record.error)
+                    batch.append(record)
+            if not batch:
+                return
+            yield batch
 
     def make_batch(self, records: list[Record], ids: list[tuple[str, Record]]) -> list[Candidate]:
         """`make` for each record of a batch whose every planned vector is given (--vector-column, --vectors): the

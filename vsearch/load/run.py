@@ -202,7 +202,8 @@ class Run:
     def load(self) -> None:
         try:
             try:
-                for batch in _batches(read_input(self.request), self.request.batch_size or self.plan.batch_size):
+                batches = self.candidates.given_batches if self.plan.all_given else _batches
+                for batch in batches(read_input(self.request), self.request.batch_size or self.plan.batch_size):
                     candidates, claims = self._prepare(batch)
                     if claims:
                         self._with_retries(lambda: self._claim(claims))
