@@ -5,8 +5,8 @@
 3. `vsearch load NAME FILE --vector-column vec`.
 Each is a fresh Python process, as users run them, into an empty index made beforehand (same schema, FLAT or HNSW);
 wall time of the whole process, the time after imports and the peak RSS (the process reports both) are kept. Methods
-alternate round by round so that machine noise hits all of them alike; each round's ratio to raw is kept, and the
-median of those is the figure.
+take turns within each round, in another order each round, so that machine noise hits all of them alike; each round's
+ratio to raw is kept, and the median of those is the figure.
 
 Beside it: where a vsearch load's time goes (its stages, in both its threads); a load that embeds (`--text-field`)
 against `vsearch encode` plus a load of the vectors it wrote; and the peak RSS of a load of 1,000,000 given vectors
@@ -70,8 +70,9 @@ index.load(records(), id_field="id", batch_size=BATCH)
 print(json.dumps({"after_imports_s": time.perf_counter() - t1, "imports_s": t1 - t0, "peak_rss_kib": PEAK}))
 """.replace("BATCH", str(BATCH)).replace("DIM", str(DIM))
 
-# The loader's own peak resident memory, KiB (Linux ru_maxrss), as it ends.
-PEAK = "__import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss"
+# The loader's own peak resident memory, KiB, as it ends: VmHWM, its memory's high-water mark. Not ru_maxrss, which
+# Linux carries over from the forked parent across exec (every loader reported the report process's 344 MiB).
+PEAK = ("next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))")
 RAW, REDISVL = (code.replace("PEAK", PEAK) for code in (RAW, REDISVL))
 
 VSEARCH = """
@@ -333,7 +334,9 @@ def run(quick: bool) -> dict[str, Any]:
             for algorithm in ("flat", "hnsw"):
                 runs: dict[str, list[dict[str, Any]]] = {"raw": [], "redisvl": [], "vsearch": []}
                 for round_ in range(rounds[count, algorithm]):
-                    for method in runs:
+                    # each round in another order, so that neither the machine's drift nor the server's state after
+                    # a load favours one method
+                    for method in [*runs][round_ % 3:] + [*runs][:round_ % 3]:
                         say(f"loading: {count:,} {algorithm} {method} round {round_ + 1}")
                         runs[method].append(load_once(bench, method, path, algorithm, f"{algorithm}{count}r{round_}"))
                 results.append(summarise(count, algorithm, runs))

@@ -63,8 +63,9 @@ def loading(result: dict[str, Any], headline: list[list[str]]) -> list[str]:
            "pipelined HSET, 1,000 a batch), RedisVL `SearchIndex.load` (batch 1,000), and "
            "`vsearch load NAME FILE --vector-column vec` (HASH storage, as the others write). HNSW: M=16, "
            "EF_CONSTRUCTION=200. *Process* is the whole process's wall time; *after imports* leaves out interpreter start "
-           "and imports (each process reports it, and its peak RSS). Methods take turns within each round; *vs raw* is "
-           "the median of the rounds' own ratios, so a slow moment of the machine hits all three alike.", ""]
+           "and imports (each process reports it, and its peak RSS). Methods take turns within each round, in another "
+           "order each round; *vs raw* is the median of the rounds' own ratios, so a slow moment of the machine hits all "
+           "three alike.", ""]
     rows = []
     for r in result["results"]:
         for method, m in r["methods"].items():
