@@ -31,6 +31,7 @@ from vsearch.load.diff import Candidate, Fingerprints, compare
 from vsearch.load.plan import LoadPlan
 from vsearch.load.request import LoadReport, LoadRequest
 from vsearch.load.run import BatchWrites, Run
+from vsearch.passages import PassageSettings
 from vsearch.records import Format, Record
 from vsearch.schema import DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
 from vsearch.store.connection import packed_transaction
@@ -48,6 +49,8 @@ SPECS = {
     "hash L2 float16": replace(HASH, vectors=(replace(VEC, metric=Metric.l2, datatype=DataType.float16),)),
     "json ip": replace(HASH, storage=Storage.json, vectors=(replace(VEC, metric=Metric.ip),)),
     "hash stems, tags kept whole": HASH.with_stems(),
+    # JSON with passages, create-index's default for a text index: a vector given whole is a passage list of one
+    "json passages": replace(HASH, storage=Storage.json, vectors=(replace(VEC, passages=PassageSettings(16, 2)),)),
 }
 
 
@@ -301,6 +304,22 @@ def test_write_batch_queues_the_commands_write_queues_byte_for_byte(spec: IndexS
     assert connection.pack_commands(commands) == connection.pack_commands(queued)
     transaction = [("MULTI",), *queued, ("EXEC",)]
     assert b"".join(packed_transaction(connection, commands)) == b"".join(connection.pack_commands(transaction))
+
+
+def test_write_batch_writes_a_passage_document_s_vectors_and_spans_as_write_does() -> None:
+    spec = SPECS["json passages"]
+    rows = np.random.default_rng(3).standard_normal((3, DIM)).astype(np.float32)
+    docs = [Document("long", {"title": "one two three"}, {VEC.name: rows}, {"_fields": "x"}, "in line 1",
+                     passages={VEC.name: (("title",), [(0, 7), (4, 13), (8, 13)])}),
+            Document("given", {}, {VEC.name: rows[0]}, {}, "in line 2", new=True)]
+    pipe = redis.Redis(unix_socket_path="/nonexistent/never-connected", protocol=2).pipeline(transaction=True)
+    for doc in docs:
+        JsonLayout().write(pipe, spec, spec.prefix + doc.id, doc)
+    commands, owners = JsonLayout().write_batch(spec, [spec.prefix + d.id for d in docs], docs)
+    assert commands == [args for args, _ in pipe.command_stack] and owners == docs
+    long, given = (json.loads(c[3]) for c in commands)
+    assert long[VEC.name] == rows.tolist() and long["__vsearch_passages"][VEC.name]["spans"] == [[0, 7], [4, 13], [8, 13]]
+    assert given[VEC.name] == [rows[0].tolist()] and "__vsearch_passages" not in given
 
 
 # -- the run: fakes at the store's edge, the same run through both paths ---------------------------------------
