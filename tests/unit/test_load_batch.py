@@ -2,7 +2,8 @@
 the background) against the per-record path it stands beside: the same candidates, fingerprints, rejects (each with
 its line, in input order), duplicate ids and documents, down to the bytes sent to Redis. No server, no model.
 
-The real-server versions of these promises are in tests/e2e/test_cron.py, test_load_query.py and test_hostile_data.py.
+The run as a whole (the same documents and rejects through either path, --strict, a refused write, a killed
+connection) is tested on the real server in tests/e2e/test_load_batch.py; see also test_cron.py, test_hostile_runs.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import math
 import threading
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -21,21 +21,16 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vsearch import store
-from vsearch.config import Settings
 from vsearch.encode import VectorTable, ids_path
-from vsearch.errors import ConnectionLost, InputError, StoreError
-from vsearch.load import run as run_module
+from vsearch.errors import StoreError
 from vsearch.load.candidates import CandidateMaker
 from vsearch.load.diff import Candidate, Fingerprints, compare
 from vsearch.load.plan import LoadPlan
-from vsearch.load.request import LoadReport, LoadRequest
-from vsearch.load.run import BatchWrites, Run
+from vsearch.load.run import BatchWrites
 from vsearch.passages import PassageSettings
-from vsearch.records import Format, Record
+from vsearch.records import Record
 from vsearch.schema import DataType, Field, FieldType, IndexSpec, Metric, Storage, VectorField
 from vsearch.store.connection import packed_transaction
-from vsearch.store.definitions import IndexStats
 from vsearch.store.documents import StoredState
 from vsearch.store.layouts import Document, HashLayout, JsonLayout
 
@@ -322,138 +317,7 @@ def test_write_batch_writes_a_passage_document_s_vectors_and_spans_as_write_does
     assert given[VEC.name] == [rows[0].tolist()] and "__vsearch_passages" not in given
 
 
-# -- the run: fakes at the store's edge, the same run through both paths ---------------------------------------
-
-
-class FakeIds:
-    """RunIds in memory: where each id of the run was read."""
-
-    def __init__(self) -> None:
-        self.read: dict[str, str] = {}
-
-    def where_read(self, ids):
-        return [self.read.get(i) for i in ids]
-
-    def record(self, read) -> None:
-        self.read.update(read)
-
-    def were_read(self, ids):
-        return [i in self.read for i in ids]
-
-    def forget(self) -> None:
-        pass
-
-
-class FakeStore:
-    """The store functions a first load of given vectors calls, recording each batch written (or failing)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_on: dict[int, BaseException] | None = None) -> None:
-        self.batches: list[list[Document]] = []
-        self.calls = 0
-        self.fail_on = fail_on or {}
-        self.threads: set[str] = set()
-        monkeypatch.setattr(store, "index_stats", lambda client, spec: IndexStats(0, 0, False, 100.0))
-        monkeypatch.setattr(store, "check_persisted", lambda client, what="": None)
-        monkeypatch.setattr(store, "write_batch", self.write)
-        monkeypatch.setattr(store, "write_documents", self.write)
-        monkeypatch.setattr(run_module.time, "sleep", lambda seconds: None)
-
-    def write(self, client, spec, docs) -> None:
-        self.calls += 1
-        self.threads.add(threading.current_thread().name)
-        if self.calls in self.fail_on:
-            raise self.fail_on.pop(self.calls)
-        self.batches.append(list(docs))
-
-
-def write_input(path: Path, rows: list[dict | str]) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def run_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: Path, batch_path: bool, strict: bool = False,
-             fail_on: dict[int, BaseException] | None = None, batch_size: int = 3):
-    """One load of `source` through the batch path, or through the per-record one (make_batch standing aside)."""
-    with monkeypatch.context() as patch:
-        fake = FakeStore(patch, fail_on)
-        if not batch_path:
-            patch.setattr(CandidateMaker, "make_batch", per_record)
-        request = LoadRequest(name="docs", source=str(source), input_format=Format.jsonl, vector_column="vec",
-                              batch_size=batch_size, strict=strict)
-        report, warnings = LoadReport(index="docs"), []
-        settings_ = Settings(redis_url="redis://fake", home=tmp_path, model="m", image_model="i", device=None)
-        no_models = SimpleNamespace(local=False)  # given vectors: no encoder is ever asked for
-        run = Run(None, settings_, HASH, HASH, plan(), request, report, lambda r, c: None, warnings.append, no_models)
-        run.ids = FakeIds()  # type: ignore[assignment]
-        error = None
-        try:
-            run.load()
-        except Exception as exc:  # noqa: BLE001 - compared between the two paths
-            error = exc
-        return fake, report, warnings, error
-
-
-ROWS: list[dict | str] = [
-    {"id": "a", "vec": GOOD, "kind": "x"}, {"id": "b", "vec": [0, 0, 0, 0]}, "{not json",
-    {"id": "c", "vec": GOOD, "year": 2020}, {"id": "a", "vec": GOOD, "kind": "again"}, {"vec": GOOD},
-    {"id": "d", "vec": [1, 2, 3]}, {"id": "e", "vec": [0.1, 0.2, 0.3, 0.4]}, {"id": "c", "vec": GOOD},
-    {"id": "f", "vec": GOOD}, {"id": "g", "vec": [float("nan"), 0, 0, 1]}, {"id": "h", "vec": GOOD},
-]
-
-
-def summary(fake: FakeStore, report: LoadReport, warnings: list[str], error: Exception | None):
-    written = [[(d.id, list(d.fields.items()), {k: v.tobytes() for k, v in d.vectors.items()}, d.fingerprint, d.where,
-                 d.new) for d in batch] for batch in fake.batches]
-    counts = (report.read, report.given, report.embedded, report.updated, report.skipped, report.rejected)
-    return written, counts, warnings, None if error is None else (type(error), str(error))
-
-
-def test_a_whole_run_writes_the_same_documents_and_rejects_through_either_path(monkeypatch, tmp_path) -> None:
-    source = write_input(tmp_path / "in.jsonl", ROWS)
-    fast = run_once(monkeypatch, tmp_path, source, batch_path=True)
-    slow = run_once(monkeypatch, tmp_path, source, batch_path=False)
-    assert summary(*fast) == summary(*slow)
-    written, counts, warnings, error = summary(*fast)
-    assert error is None and counts == (12, 5, 0, 0, 0, 7)
-    assert [[d[0] for d in batch] for batch in written] == [["a"], ["c"], ["e"], ["f", "h"]]
-    # A batch's own rejects first, then those its ids' claims find (duplicates), batch after batch.
-    assert [int(w.split(" line ")[1].split(":")[0]) for w in warnings] == [2, 3, 6, 5, 7, 9, 11]
-    assert f"line 5: id 'a' appeared earlier in this input ({source} line 1); the first one was loaded" in warnings[3]
-    assert f"line 9: id 'c' appeared earlier in this input ({source} line 4)" in warnings[5]
-    assert fast[0].threads == {"vsearch-load-write"}  # written beside the reading of the next batch
-
-
-def test_strict_stops_at_the_same_record_with_the_same_message_and_nothing_of_its_batch_written(monkeypatch,
-                                                                                                  tmp_path) -> None:
-    source = write_input(tmp_path / "in.jsonl", ROWS)
-    fast = run_once(monkeypatch, tmp_path, source, batch_path=True, strict=True)
-    slow = run_once(monkeypatch, tmp_path, source, batch_path=False, strict=True)
-    assert summary(*fast) == summary(*slow)
-    _, _, _, error = summary(*fast)
-    assert error is not None and error[0] is InputError and f"{source} line 2: " in error[1]
-    assert "--strict: nothing of this batch or after it was written" in error[1]
-    assert fast[0].batches == []  # the first batch held the bad record
-
-
-def test_a_failed_write_is_the_last_one_and_its_error_is_the_run_s(monkeypatch, tmp_path) -> None:
-    rows = [{"id": f"d{i}", "vec": GOOD} for i in range(12)]
-    source = write_input(tmp_path / "in.jsonl", rows)
-    results = [run_once(monkeypatch, tmp_path, source, batch_path=path, fail_on={2: StoreError("Redis said no")})
-               for path in (True, False)]
-    assert summary(*results[0]) == summary(*results[1])
-    fake, report, _, error = results[0]
-    assert isinstance(error, StoreError) and "Redis said no (this run had written 3 documents before it" in str(error)
-    assert [d.id for batch in fake.batches for d in batch] == ["d0", "d1", "d2"] and fake.calls == 2
-    assert report.given == 3
-
-
-def test_a_write_retried_after_a_lost_connection_lands_whole_and_is_counted_once(monkeypatch, tmp_path) -> None:
-    source = write_input(tmp_path / "in.jsonl", [{"id": f"d{i}", "vec": GOOD} for i in range(6)])
-    fake, report, warnings, error = run_once(monkeypatch, tmp_path, source, batch_path=True,
-                                             fail_on={1: ConnectionLost("gone")})
-    assert error is None and report.given == 6 and fake.calls == 3
-    assert [[d.new for d in batch] for batch in fake.batches] == [[False] * 3, [True] * 3]  # sent again: rewritten
-    assert any("lost the connection to Redis; retrying" in w for w in warnings)
+# -- the writes beside the next batch --------------------------------------------------------------------
 
 
 def test_batch_writes_run_one_at_a_time_in_order_and_raise_in_the_caller() -> None:
