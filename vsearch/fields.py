@@ -106,6 +106,9 @@ def given_vector(record: Record, column: str, vector: VectorField) -> np.ndarray
             array = np.asarray(values, dtype=np.float32)
     except (ValueError, TypeError):
         raise InputError(f"{record.where()}: field '{column}' is not a JSON array of numbers") from None
+    except OverflowError:  # a JSON integer of hundreds of digits: past even float64's range
+        raise InputError(f"{record.where()}: field '{column}' holds a NaN, an infinite number or one past float32's "
+                         "range (3.4e38)") from None
     if array.ndim != 1:  # a number, null, or arrays in an array
         raise InputError(f"{record.where()}: field '{column}' is not a JSON array of numbers")
     if array.size != vector.dim:
@@ -139,6 +142,19 @@ def check_scorable(array: np.ndarray, vector: VectorField, what: str) -> None:
         raise InputError(f"{what} holds a value past {vector.datatype.value.upper()}'s range ({limit:g})")
 
 
+def usable_rows(matrix: np.ndarray, vector: VectorField) -> np.ndarray:
+    """Which rows of a batch of given vectors (a float32 matrix, one vector a row) `given_vector` accepts: its rules,
+    for a whole batch at once (`load`'s batch path). A refused row's message is `given_vector`'s own."""
+    with np.errstate(invalid="ignore"):  # infinity minus infinity: NaN, refused without a warning
+        usable = np.isfinite(matrix.sum(axis=1, dtype=np.float64))  # as there: finite exactly when every number is
+    if vector.metric is Metric.cosine:
+        usable &= matrix.any(axis=1)
+    limit = _TYPE_MAX.get(vector.datatype)
+    if limit is not None and len(matrix):
+        usable &= np.abs(matrix).max(axis=1) <= limit
+    return usable
+
+
 def document_fields(spec: IndexSpec, record: Record, skip: set[str]) -> dict[str, Any]:
     """Every input column becomes a document field, in a form Redis will index.
 
@@ -150,7 +166,8 @@ def document_fields(spec: IndexSpec, record: Record, skip: set[str]) -> dict[str
     skip = skip | {v.name for v in spec.vectors}
     out: dict[str, Any] = {}
     for name, value in record.data.items():
-        if value is None or value == "" or name in skip or name.startswith("__vsearch"):
+        # `skip` first: a given vector may already be an array (CandidateMaker.given_batches), which == "" cannot test
+        if name in skip or value is None or value == "" or name.startswith("__vsearch"):
             continue
         kind = types.get(name)
         if kind is FieldType.numeric:

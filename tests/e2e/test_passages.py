@@ -232,3 +232,29 @@ def test_a_passage_index_exports_and_restores_its_passages(cli, index_name, note
         [(r["id"], r["score"], r["snippet_start"], r["snippet_end"]) for r in before]
     again = cli("load", index_name, notes)
     assert counts(again)["skipped"] == 3 and counts(again)["embedded"] == 0
+
+
+def test_given_vectors_in_a_passage_index_are_written_by_batch_as_lists_of_one(cli, index_name, tmp_path,
+                                                                              redis_client) -> None:
+    # The batch path of a load of given vectors (make_batch, write_batch, the write thread) on create-index's default
+    # layout for a text index: JSON with passages. Rejects keep their lines and order; a reload skips every document.
+    import numpy as np
+
+    cli("create-index", index_name, "--text", "text")
+    vectors = np.random.default_rng(5).standard_normal((10, 384)).round(6).tolist()
+    rows = [{"id": f"g{i}", "text": f"note {i}", "vec": v} for i, v in enumerate(vectors)]
+    rows[3] = {"id": "g3", "text": "bad", "vec": vectors[3][:5]}
+    rows.insert(7, {"id": "g1", "text": "again", "vec": vectors[1]})
+    path = write_jsonl(tmp_path / "given.jsonl", rows)
+    loaded = cli("load", index_name, path, "--vector-column", "vec", "--batch-size", "4", ok=False)
+    assert loaded.exit_code == 4 and counts(loaded)["rejected"] == 2
+    rejected = [line for line in loaded.stderr.splitlines() if f"{path} line " in line]
+    assert [line.split(" line ")[1].split(":")[0] for line in rejected] == ["4", "8"]
+    for i in (0, 1, 9):
+        body = json.loads(redis_client.execute_command("JSON.GET", f"{index_name}:g{i}", "$"))[0]
+        assert np.allclose(body["text_vector"], [vectors[i]], atol=1e-6) and body["text"] == f"note {i}"
+        assert "__vsearch_passages" not in body  # a vector given whole has no text spans
+    hits = cli.jsonl("query", index_name, "--vector", json.dumps(vectors[9]), "-k", "1", "-f", "jsonl")
+    assert hits[0]["id"] == "g9"
+    again = cli("load", index_name, path, "--vector-column", "vec", "--batch-size", "4", ok=False)
+    assert counts(again)["skipped"] == 9 and counts(again).get("given", 0) == 0

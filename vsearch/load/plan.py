@@ -40,6 +40,11 @@ class LoadPlan:
         return tuple(v for v in (self.text_vector, self.image_vector, self.precomputed) if v is not None)
 
     @property
+    def all_given(self) -> bool:
+        """Every vector this run fills is given (--vector-column, --vectors): no model, so batches are made whole."""
+        return self.precomputed is not None and self.text_vector is None and self.image_vector is None
+
+    @property
     def batch_size(self) -> int:
         return EMBED_BATCH if self.text_vector is not None or self.image_vector is not None else GIVEN_BATCH
 

@@ -9,11 +9,14 @@ here parses command lines or prints; `progress` and `warn` are the caller's.
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from itertools import islice
+from typing import TypeVar
 
 from vsearch import store
 from vsearch.config import Settings
@@ -35,6 +38,7 @@ from vsearch.store.documents import Document, StoredState
 from vsearch.store.lock import Lease, index_lock
 from vsearch.store.run_ids import RunIds
 
+T = TypeVar("T")
 RETRIES = 5
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -52,7 +56,8 @@ def run_load(settings: Settings, request: LoadRequest,
     started = time.perf_counter()
     try:
         client = store.connect(settings)
-        with nullcontext(encoders) if encoders else open_engine(request.engine, settings.device) as engine:
+        with (nullcontext(encoders) if encoders else open_engine(request.engine, settings.device) as engine,
+              collector_for_batches()):
             _load(client, settings, resolve_request(request), report, progress, warn, engine)
         report.exit_code = EXIT_REJECTED if report.rejected else EXIT_OK
     except VsearchError as exc:
@@ -70,6 +75,24 @@ def run_load(settings: Settings, request: LoadRequest,
             with open_output(request.report.expanduser()) as out:
                 out.write((report.to_json() + "\n").encode())
     return report
+
+
+@contextmanager
+def collector_for_batches() -> Iterator[None]:
+    """Python's cyclic collector, set for a run of batches, and set back after. A batch holds some ten thousand
+    containers (a record's dict, a given vector's list of numbers) until it is written: at the default thresholds (a
+    young collection every 700 allocations, an older one every 10 of those) each batch was gone over again and again,
+    its vectors' numbers included (a sixth of a load of given vectors; bench/report.py --part loading). What the
+    process holds before the run (modules, the command line) is frozen out of collections, and young ones wait for
+    50,000 allocations, so cyclic garbage still goes, a few batches later."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _now() -> str:
@@ -133,6 +156,7 @@ class Run:
         self.embedder = Embedder(target, settings, encoders, self.model_for, self._override_for, self._reject,
                                  warn, request.dry_run)
         self.batch_ids: list[tuple[str, Record]] = []
+        self.writes = BatchWrites()
         stats = None if request.dry_run else self._wait_scanned()
         self.scan_raced = stats is not None and stats.indexing  # still scanning after the wait: purge at the end
         self.failures_before = stats.indexing_failures if stats else 0
@@ -177,16 +201,20 @@ class Run:
 
     def load(self) -> None:
         try:
-            for batch in _batches(read_input(self.request),
-                                  self.request.batch_size or self.plan.batch_size):
-                candidates, claims = self._prepare(batch)
-                if claims:
-                    self._with_retries(lambda: self._claim(claims))
-                candidates = [c for c in candidates if not c.rejected]
-                if candidates:
-                    self._with_retries(lambda: self._store(candidates))
-                # Characters of the records as read: the bytes of the input where it is ASCII, for a progress bar.
-                self.progress(len(batch), sum(len(r.raw) for r in batch))
+            try:
+                batches = self.candidates.given_batches if self.plan.all_given else _batches
+                for batch in batches(read_input(self.request), self.request.batch_size or self.plan.batch_size):
+                    candidates, claims = self._prepare(batch)
+                    if claims:
+                        self._with_retries(lambda: self._claim(claims))
+                    candidates = [c for c in candidates if not c.rejected]
+                    if candidates:
+                        to_write, skipped = self._with_retries(lambda: self._store(candidates))
+                        self._write_beside(to_write, skipped)
+                    # Characters of the records as read: the bytes of the input where it is ASCII, for a progress bar.
+                    self.progress(len(batch), sum(len(r.raw) for r in batch))
+            finally:
+                self.writes.finish()  # the last batch's write; an earlier batch's failure comes before a later one's
         except VsearchError as exc:
             if not isinstance(exc, (InputError, UsageError)):
                 exc.args = (f"{exc} (this run had written {self.report.written} documents "
@@ -198,13 +226,12 @@ class Run:
         self.report.passages, self.report.cut = self.embedder.passages, self.embedder.cut
         self.embedder.prepare_query_model()
 
-    def _with_retries(self, step: Callable[[], None]) -> None:
+    def _with_retries(self, step: Callable[[], T]) -> T:
         """Run a batch's Redis work again after a lost connection: every write replaces whole documents, so a
         batch sent twice leaves the same data. The embedded server is restarted (its AOF brings the data back)."""
         for attempt in range(RETRIES + 1):
             try:
-                step()
-                return
+                return step()
             except ConnectionLost:
                 if attempt == RETRIES:
                     raise
@@ -231,7 +258,8 @@ class Run:
         self.report.read += len(records)
         self.rejects.batch = []
         self.batch_ids = []
-        candidates = [c for c in (self.candidates.make(r, self.batch_ids) for r in records) if c is not None]
+        candidates = (self.candidates.make_batch(records, self.batch_ids) if self.plan.all_given else
+                      [c for c in (self.candidates.make(r, self.batch_ids) for r in records) if c is not None])
         batch_rejects = self.rejects.batch
         if first_batch and not candidates and batch_rejects and all(": no field '" in m for m in batch_rejects):
             # Not bad records but a wrong command line: no record has the field the options name.
@@ -267,8 +295,9 @@ class Run:
             candidate.rejected = True
             self._reject(record, f"id {doc_id!r} appeared earlier in this input ({earlier}); the first one was loaded")
 
-    def _store(self, candidates: list[Candidate]) -> None:
-        """Compare with what is stored, embed what changed, write: safe to run again after a lost connection."""
+    def _store(self, candidates: list[Candidate]) -> tuple[list[Candidate], int]:
+        """Compare with what is stored and embed what changed: safe to run again after a lost connection. Returns
+        what to write, and how many candidates are stored as the input has them."""
         candidates = [c for c in candidates if not c.rejected]
         states: list[StoredState | None] = ([None] * len(candidates) if self.starts_empty
                                             else store.read_states(self.client, self.source, [c.id for c in candidates]))
@@ -281,13 +310,38 @@ class Run:
         self.embedder.embed(to_embed)
         to_write = [c for c, _ in diff.changed if not c.rejected]
         if to_write and not self.request.dry_run:
-            self.embedder.add_spans(to_write)
+            self.embedder.add_spans(to_write)  # here, not in the write's thread: the embedder is the run thread's
+        return to_write, diff.skipped
+
+    def _write_beside(self, to_write: list[Candidate], skipped: int) -> None:
+        """Write a batch in the background (`BatchWrites`), beside the next batch's reading and embedding; a dry run,
+        which writes nothing, counts it at once."""
+        if self.request.dry_run:
+            self._write(to_write, skipped)
+            return
+        sent = False
+
+        def write() -> None:
+            nonlocal sent
+            if sent:  # a batch sent again may have landed the first time: each document replaces itself whole
+                for c in to_write:
+                    c.new = False
+            sent = True
+            self._write(to_write, skipped)
+
+        self.writes.start(lambda: self._with_retries(write))
+
+    def _write(self, to_write: list[Candidate], skipped: int) -> None:
+        """Write one batch in one MULTI/EXEC, after renewing the lock, and count it."""
+        if to_write and not self.request.dry_run:
             self.check_lease()
-            store.write_documents(self.client, self.target, [self._document(c) for c in to_write])
+            # Given vectors only: the batch's commands go out without redis-py's per-command pipeline.
+            write = store.write_batch if self.plan.all_given else store.write_documents
+            write(self.client, self.target, [self._document(c) for c in to_write])
             store.check_persisted(self.client, f"the last batch's {len(to_write)} document(s)")
         # Counted only once the batch is stored, so a retried batch is not counted twice.
         counts = tally(to_write)
-        self.report.skipped += diff.skipped
+        self.report.skipped += skipped
         self.report.embedded += counts.embedded
         self.report.given += counts.given
         self.report.updated += counts.updated
@@ -316,6 +370,39 @@ class Run:
         if refused > 0:
             raise StoreError(f"Redis could not index {refused} of the documents written to '{self.target.name}' "
                              "(FT.INFO hash_indexing_failures): they are stored but not searchable")
+
+
+class BatchWrites:
+    """At most one batch write in flight, in a thread, beside the reading, checks and embedding of the next batch:
+    the server's time on a batch (a FLAT or HNSW index's inserts) and the client's on the next one overlap. A batch is
+    started only once the one before it is written, so batches land in input order, each in its own MULTI/EXEC, and
+    a failed one is the last: its error is raised in the run's thread, at the next start or at the end. Everything
+    that can reject a record stays in the run's thread, so rejects keep their order."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self, write: Callable[[], object]) -> None:
+        self.finish()
+
+        def run() -> None:
+            try:
+                write()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the run's thread by finish()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="vsearch-load-write", daemon=True)
+        self.thread.start()
+
+    def finish(self) -> None:
+        """Wait for the write in flight, and raise its error if it failed."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
 
 def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:

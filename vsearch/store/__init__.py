@@ -20,7 +20,7 @@ from vsearch.store.definitions import (IndexStats, check_owned, count_documents,
                                        index_exists, index_names, index_stats, purge_replaced_entries)
 from vsearch.store.documents import (Document, StoredPassages, StoredState, check_persisted, copy_documents,
                                      content_keys, delete_documents, document_vector, exist, read_passages, read_states,
-                                     read_vectors, scan_ids, write_documents)
+                                     read_vectors, scan_ids, write_batch, write_documents)
 from vsearch.store.generations import abandon, go_live, next_generation, wait_indexed
 from vsearch.store.keys import NAMESPACE, default_prefix
 from vsearch.store.search import Hit, search
@@ -33,5 +33,5 @@ __all__ = [
     "check_persisted", "connect", "copy_documents", "count_documents", "create_index", "default_prefix",
     "delete_documents", "document_vector", "drop_index", "exist", "get_spec", "go_live", "index_exists",
     "index_names", "index_stats", "next_generation", "purge_replaced_entries", "read_states", "read_vectors",
-    "scan_ids", "search", "translate_errors", "vector_bytes", "wait_indexed", "write_documents",
+    "scan_ids", "search", "translate_errors", "vector_bytes", "wait_indexed", "write_batch", "write_documents",
 ]

@@ -15,7 +15,7 @@ import redis
 
 from vsearch.errors import StoreError
 from vsearch.schema import DataType, IndexSpec, Storage, VectorField
-from vsearch.store.connection import translate_errors
+from vsearch.store.connection import transaction, translate_errors
 from vsearch.store.layouts import FINGERPRINT_FIELD, PASSAGES_FIELD, Document, StoredDocument, layout_of  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -54,6 +54,21 @@ def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Do
         replies = pipe.execute(raise_on_error=False)
     failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
     if failed:
+        names = sorted({owners[i].where or owners[i].id for i in failed})
+        written = len(documents) - len(names)
+        raise StoreError(f"Redis refused {len(names)} document(s) of a batch ({'; '.join(names[:5])}): "
+                         f"{replies[failed[0]]}; {written} other document(s) of that batch were written")
+
+
+def write_batch(client: redis.Redis, spec: IndexSpec, documents: Sequence[Document]) -> None:
+    """`write_documents` for a batch of given vectors: the same commands (the layout's `write_batch`) in one
+    MULTI/EXEC, with the same promises, sent without redis-py's per-command pipeline (`connection.transaction`)."""
+    layout = layout_of(spec)
+    commands, owners = layout.write_batch(spec, [key_of(spec, doc.id) for doc in documents], documents)
+    with translate_errors(f"cannot write to index '{spec.name}'"):
+        replies = transaction(client, commands)
+    failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
+    if failed:  # as write_documents says it
         names = sorted({owners[i].where or owners[i].id for i in failed})
         written = len(documents) - len(names)
         raise StoreError(f"Redis refused {len(names)} document(s) of a batch ({'; '.join(names[:5])}): "

@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -99,6 +101,27 @@ class HashLayout:
             pipe.delete(key)  # no field of an older version may survive
         pipe.hset(key, mapping=mapping)
         return 1 if doc.new else 2
+
+    def write_batch(self, spec: IndexSpec, keys: Sequence[str], docs: Sequence[Document]
+                    ) -> tuple[list[tuple[Any, ...]], list[Document]]:
+        """The commands `write` queues for each document, as one list, and the document each command writes."""
+        types = {v.name: v.datatype for v in spec.vectors}
+        commands: list[tuple[Any, ...]] = []
+        owners: list[Document] = []
+        for key, doc in zip(keys, docs):
+            mapping: dict[Any, Any] = dict(doc.fields)  # the mapping `write` builds, in its order
+            if spec.stemmed_text:
+                mapping[STEMS_FIELD] = _stems(spec, doc.fields)
+            for name, vec in doc.vectors.items():
+                mapping[name] = vector_bytes(vec, types[name])
+            if doc.fingerprint:
+                mapping[FINGERPRINT_FIELD] = orjson.dumps(doc.fingerprint, option=orjson.OPT_SORT_KEYS)
+            if not doc.new:
+                commands.append(("DEL", key))
+                owners.append(doc)
+            commands.append(("HSET", key, *chain.from_iterable(mapping.items())))
+            owners.append(doc)
+        return commands, owners
 
     def get_fingerprint(self, pipe: Pipeline, key: str) -> None:
         pipe.hget(key, FINGERPRINT_FIELD)
@@ -191,6 +214,11 @@ class JsonLayout:
     def write(self, pipe: Pipeline, spec: IndexSpec, key: str, doc: Document) -> int:
         pipe.execute_command("JSON.SET", key, "$", self._body(spec, doc))
         return 1
+
+    def write_batch(self, spec: IndexSpec, keys: Sequence[str], docs: Sequence[Document]
+                    ) -> tuple[list[tuple[Any, ...]], list[Document]]:
+        """The commands `write` queues for each document, as one list, and the document each command writes."""
+        return [("JSON.SET", key, "$", self._body(spec, doc)) for key, doc in zip(keys, docs)], list(docs)
 
     def _body(self, spec: IndexSpec, doc: Document) -> str:
         import numpy as np
