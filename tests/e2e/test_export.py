@@ -66,7 +66,8 @@ def stored(redis_client, prefix: str, storage: str = "hash") -> dict[bytes, obje
 
 
 def queries(cli, name: str) -> list[list[dict]]:
-    return [cli.jsonl("query", name, *q, "--format", "jsonl") for q in CATALOGUE_QUERIES]
+    # --no-collapse: copies (one name, one photo) tie, and which of them stands for the others follows write order
+    return [cli.jsonl("query", name, *q, "--format", "jsonl", "--no-collapse") for q in CATALOGUE_QUERIES]
 
 
 def assert_same_results(ours: list[list[dict]], theirs: list[list[dict]]) -> None:
