@@ -97,12 +97,8 @@ def read_states(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> lis
     One pipelined command a document; only those without a fingerprint get a second look (EXISTS), to tell a
     new document from one written by something else.
     """
-    layout = layout_of(spec)
-    pipe = client.pipeline(transaction=False)
-    for doc_id in ids:
-        layout.get_fingerprint(pipe, key_of(spec, doc_id))
+    fingerprints = _fingerprints(client, spec, ids)
     with translate_errors(f"cannot read documents of index '{spec.name}'"):
-        fingerprints = [layout.fingerprint(raw) for raw in pipe.execute(raise_on_error=False)]
         unknown = [i for i, fingerprint in enumerate(fingerprints) if fingerprint is None]
         exists = client.pipeline(transaction=False)
         for i in unknown:
@@ -111,21 +107,25 @@ def read_states(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> lis
     return [None if found.get(i, 1) == 0 else StoredState(fingerprint or {}) for i, fingerprint in enumerate(fingerprints)]
 
 
+def _fingerprints(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> list[dict[str, str] | None]:
+    """Each id's stored fingerprint in one round trip: None where there is none (no document, or not vsearch's)."""
+    layout = layout_of(spec)
+    pipe = client.pipeline(transaction=False)
+    for doc_id in ids:
+        layout.get_fingerprint(pipe, key_of(spec, doc_id))
+    with translate_errors(f"cannot read documents of index '{spec.name}'"):
+        return [layout.fingerprint(raw) for raw in pipe.execute(raise_on_error=False)]
+
+
 def content_keys(client: redis.Redis, spec: IndexSpec, ids: Sequence[str]) -> dict[str, str]:
     """What each document's vectors were made from, as the load recorded it (each vector's fingerprint entry: the
     model and a digest of the text, image bytes or given vector), for the ids that have all of them; one round
     trip. Two documents with the same key embed the same inputs: no query can tell them apart by their vectors."""
     if not ids:
         return {}
-    layout = layout_of(spec)
-    pipe = client.pipeline(transaction=False)
-    for doc_id in ids:
-        layout.get_fingerprint(pipe, key_of(spec, doc_id))
-    with translate_errors(f"cannot read documents of index '{spec.name}'"):
-        replies = pipe.execute(raise_on_error=False)
     found = {}
-    for doc_id, reply in zip(ids, replies):
-        fingerprint = layout.fingerprint(reply) or {}
+    for doc_id, stored in zip(ids, _fingerprints(client, spec, ids)):
+        fingerprint = stored or {}
         parts = [fingerprint.get(vector.name) for vector in spec.vectors]
         if parts and all(isinstance(part, str) for part in parts):
             found[doc_id] = " ".join(parts)  # type: ignore[arg-type]
