@@ -46,6 +46,10 @@ def qrels_of(folder: Path, split: str) -> dict[str, dict[str, int]]:
     return qrels
 
 
+# The index's options but its algorithm (exact FLAT here): the report's HNSW index takes the same ones.
+CREATE_OPTIONS = ("--metric", "cosine", "--text", "title", "--text", "text")
+
+
 def ensure_loaded(folder: Path) -> float | None:
     """Create and load the index unless VSEARCH_HOME already holds all of it; the load's seconds, if loaded."""
     from vsearch import config, store
@@ -57,8 +61,7 @@ def ensure_loaded(folder: Path) -> float | None:
             return None
         store.drop_index(client, INDEX, delete_documents=True)
     vsearch = [sys.executable, "-m", "vsearch"]
-    subprocess.run([*vsearch, "create-index", INDEX, "--algorithm", "flat", "--metric", "cosine",
-                    "--text", "title", "--text", "text"], check=True)
+    subprocess.run([*vsearch, "create-index", INDEX, "--algorithm", "flat", *CREATE_OPTIONS], check=True)
     started = time.perf_counter()
     subprocess.run([*vsearch, "load", INDEX, str(folder / "corpus.jsonl"), "--id-field", "_id", "--text-field",
                     "title", "--text-field", "text", "--batch-size", "512"], check=True)

@@ -50,7 +50,7 @@ from vsearch.config import Settings
 from vsearch.errors import EXIT_OK, EXIT_REJECTED, InputError, StoreError, UsageError
 from vsearch.output import VectorEncoding
 from vsearch.records import STDIN, is_unicode
-from vsearch.schema import DataType, FieldType, IndexSpec, Storage, VectorField
+from vsearch.schema import Algorithm, DataType, FieldType, IndexSpec, Storage, VectorField
 from vsearch.store.definitions import create_index, get_spec, index_exists, index_stats, purge_replaced_entries
 from vsearch.store.documents import StoredDocument, check_persisted, read_stored, scan_ids, write_stored
 from vsearch.store.keys import base_prefix, default_prefix
@@ -560,9 +560,11 @@ def schema_difference(existing: IndexSpec, wanted: IndexSpec) -> str | None:
     for name in sorted(set(ours) | set(theirs)):
         if ours.get(name) is not theirs.get(name):
             return (f"field {name!r} is {_kind(ours.get(name))} there, {_kind(theirs.get(name))} in the export")
-    vectors = {v.name: v for v in existing.vectors}
+    # The search algorithm and its parameters decide how Redis finds the vectors, not what a document holds: an
+    # export of a FLAT index restores into an HNSW one made with create-index (and back).
+    vectors = {v.name: _held(v) for v in existing.vectors}
     for vector in wanted.vectors:
-        if vectors.pop(vector.name, None) != vector:
+        if vectors.pop(vector.name, None) != _held(vector):
             found = next((v for v in existing.vectors if v.name == vector.name), None)
             return f"its {vector.name} is {_vector(found)}, the export's {_vector(vector)}"
     if vectors:
@@ -570,6 +572,11 @@ def schema_difference(existing: IndexSpec, wanted: IndexSpec) -> str | None:
     if existing.tag_separator != wanted.tag_separator:
         return f"its TAG separator is {existing.tag_separator!r}, the export's {wanted.tag_separator!r}"
     return None
+
+
+def _held(vector: VectorField) -> VectorField:
+    """`vector` with what only the search uses left out."""
+    return replace(vector, algorithm=Algorithm.flat, params={})
 
 
 def _kind(kind: FieldType | None) -> str:

@@ -3,9 +3,10 @@
 1. SciFact (BEIR): nDCG@10 and recall@100 of --mode vector (FLAT), text (BM25) and hybrid (linear, rrf), the fusion
    tuned on the train claims and reported on the 300 test claims (`hybrid_quality.measure`, shared with
    bench/hybrid_quality.py);
-2. HNSW recall@10 against FLAT on the same SciFact vectors: an HNSW index made with vsearch's default create-index
-   parameters, loaded from the FLAT index's stored vectors with `vsearch load --vector-column`, each test claim's
-   top 10 compared, at the default query parameters and over a sweep of --ef-runtime;
+2. HNSW recall@10 against FLAT on the same SciFact vectors (each document's passages): an HNSW index made with
+   vsearch's default create-index parameters, filled from the FLAT index's `vsearch export` with `vsearch load
+   --from-export` (the very same vectors, no model), each test claim's top 10 compared, at the default query
+   parameters and over a sweep of --ef-runtime;
 3. fashion images: precision@10 by articleType of `--like ID` (itself excluded) for every photo, plain and with a
    `gender=` pre-filter.
 
@@ -17,7 +18,6 @@ loaded, ~3-5 min on 2 cores); either way its server is stopped at the end.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import statistics
 import subprocess
@@ -103,26 +103,21 @@ def hnsw_recall(client: Any, settings: Any, tmp: Path) -> dict[str, Any]:
     from vsearch.query.hybrid import Mode
     from vsearch.query.request import QueryRequest
     from vsearch.query.run import run_query
-    from vsearch.store.documents import read_vectors
 
     flat = store.get_spec(client, hybrid_quality.INDEX)
     field = flat.vectors[0]
-    path = tmp / "scifact-vectors.jsonl"
-    ids = list(store.scan_ids(client, flat))
-    with open(path, "w", encoding="utf-8") as handle:
-        for low in range(0, len(ids), 1000):
-            chunk = ids[low:low + 1000]
-            for doc_id, found in zip(chunk, read_vectors(client, flat, chunk, [field])):
-                # float32 -> Python float -> JSON is exact, so the HNSW index holds the very same vectors
-                handle.write(json.dumps({"id": doc_id, "vec": found[field.name].tolist()}) + "\n")
+    path = tmp / "scifact-export.jsonl"
+    _vsearch("export", flat.name, "-o", str(path), "--quiet")
     _drop(client, HNSW_INDEX)
-    say(f"quality: HNSW index at vsearch's defaults from the FLAT index's {len(ids):,} stored vectors")
-    _vsearch("create-index", HNSW_INDEX, "--dim", str(field.dim))
+    ids = store.count_documents(client, flat.name)
+    say(f"quality: HNSW index at vsearch's defaults from the FLAT index's export ({ids:,} documents)")
+    # the FLAT index's own options but the algorithm: the export restores into it as it is (vsearch.transfer)
+    _vsearch("create-index", HNSW_INDEX, *hybrid_quality.CREATE_OPTIONS)
     started = time.perf_counter()
-    _vsearch("load", HNSW_INDEX, str(path), "--vector-column", "vec", "--quiet")
+    _vsearch("load", HNSW_INDEX, str(path), "--from-export", "--quiet")
     load_s = time.perf_counter() - started
     hnsw = store.get_spec(client, HNSW_INDEX)
-    if hnsw.vectors[0].model != field.model or store.count_documents(client, HNSW_INDEX) != len(ids):
+    if hnsw.vectors[0].model != field.model or store.count_documents(client, HNSW_INDEX) != ids:
         raise SystemExit(f"quality: {HNSW_INDEX} does not mirror {flat.name} (model or document count)")
     claims = hybrid_quality.read_claims(SCIFACT)
     test = [claims[qid] for qid in hybrid_quality.qrels_of(SCIFACT, "test")]
@@ -146,10 +141,11 @@ def hnsw_recall(client: Any, settings: Any, tmp: Path) -> dict[str, Any]:
     sweep = [point(ef) for ef in EF_SWEEP]
     attrs = _vector_attrs(client, HNSW_INDEX)
     _drop(client, HNSW_INDEX)
-    return {"queries": len(test), "documents": len(ids), "index_attrs": attrs, "load_s": load_s,
+    return {"queries": len(test), "documents": ids, "index_attrs": attrs, "load_s": load_s,
             "defaults": defaults, "flat_median_ms": statistics.median(ms for _, ms in truth), "sweep": sweep,
-            "command": f"vsearch create-index {HNSW_INDEX} --dim {field.dim}; vsearch load {HNSW_INDEX} "
-                       "vectors.jsonl --vector-column vec"}
+            "command": f"vsearch export {flat.name} -o scifact.jsonl; vsearch create-index {HNSW_INDEX} "
+                       f"{' '.join(hybrid_quality.CREATE_OPTIONS)}; vsearch load {HNSW_INDEX} scifact.jsonl "
+                       "--from-export"}
 
 
 def fashion_precision(client: Any, settings: Any, tmp: Path, quick: bool) -> dict[str, Any]:

@@ -460,6 +460,21 @@ def test_an_existing_index_with_another_schema_is_refused(cli, index_name, small
     assert "exists with another schema" in line and "8-d FLAT" in line and "4-d FLAT" in line
 
 
+def test_a_flat_export_restores_into_an_hnsw_index_and_finds_the_same_documents(cli, index_name, small_export) -> None:
+    # how Redis searches the vectors is not what the documents hold: moving to HNSW is a restore, not a re-embed
+    name, path, _ = small_export
+    cli("create-index", index_name + "h", "--storage", "hash", "--dim", "4", "--tag", "kind", "--numeric", "rank",
+        "--algorithm", "hnsw", "--m", "8")
+    restored = cli("load", index_name + "h", path, "--from-export")
+    assert "5 restored" in restored.stderr or "5 documents" in restored.stderr, restored.stderr
+    query = ["--vector", "[1, 2, 0.5, -1]", "-k", "5", "--format", "jsonl", "--no-collapse"]
+    flat = [json.loads(line)["id"] for line in cli("query", name, *query).stdout.splitlines()]
+    hnsw = [json.loads(line)["id"] for line in cli("query", index_name + "h", *query).stdout.splitlines()]
+    assert hnsw == flat and len(flat) == 5
+    vector = next(f for f in json.loads(cli("info", index_name + "h").stdout)["fields"] if f["type"] == "vector")
+    assert vector["attrs"]["algorithm"].lower() == "hnsw" and vector["attrs"]["m"] == 8, vector
+
+
 def test_export_of_a_missing_index_and_misused_options_exit_2(cli, tmp_path, small_export) -> None:
     missing = cli("export", "no-such-index", "-o", tmp_path / "x.jsonl", ok=False)
     assert missing.exit_code == 2 and "index 'no-such-index' does not exist" in one_error_line(missing)

@@ -11,7 +11,7 @@ import tracemalloc
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from vsearch import passages
 from vsearch.errors import UsageError
@@ -58,10 +58,13 @@ def check_invariants(text: str, found: list[Passage], tokenizer, max_tokens: int
         while i < len(covers) and covers[i][1] < end:
             i += 1
         assert i < len(covers) and covers[i][0] <= start, f"token {text[start:end]!r} at {start} is in no passage"
-    # overlaps are bounded: tokens of the whole text inside two consecutive passages
-    for before, after in zip(found, found[1:]):
-        shared = sum(1 for s, e in spans if s >= after.start and e <= before.end)
-        assert shared <= overlap
+    # overlaps are bounded: tokens of the whole text inside two consecutive passages. The bound is in the splitter's
+    # tokens; where a slice cut a word those are not the whole text's ("remotemeeting" cut after "remo" is other
+    # pieces), so there the count of the whole text's tokens may be higher and only the order above holds.
+    if whole_tokens:
+        for before, after in zip(found, found[1:]):
+            shared = sum(1 for s, e in spans if s >= after.start and e <= before.end)
+            assert shared <= overlap
 
 
 # -- examples --------------------------------------------------------------------------------------------------
@@ -290,6 +293,7 @@ def test_property_passages_are_exact_bounded_and_cover_the_text(tokenizer, text,
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=TEXTS, slice_chars=st.integers(8, 64))
+@example(text="e.g.。¿qué?remotemeeting the ", slice_chars=8)  # a word cut by a slice: overlap is in other tokens
 def test_property_small_slices_give_the_same_passages(tokenizer, text, slice_chars):
     expected = split_passages(text, tokenizer, 12, 3)
     with mock.patch.object(passages, "SLICE_CHARS", slice_chars):
