@@ -52,12 +52,7 @@ def write_documents(client: redis.Redis, spec: IndexSpec, documents: Sequence[Do
         owners += [doc] * layout.write(pipe, spec, key_of(spec, doc.id), doc)
     with translate_errors(f"cannot write to index '{spec.name}'"):
         replies = pipe.execute(raise_on_error=False)
-    failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
-    if failed:
-        names = sorted({owners[i].where or owners[i].id for i in failed})
-        written = len(documents) - len(names)
-        raise StoreError(f"Redis refused {len(names)} document(s) of a batch ({'; '.join(names[:5])}): "
-                         f"{replies[failed[0]]}; {written} other document(s) of that batch were written")
+    _check_replies(replies, [doc.where or doc.id for doc in owners], len(documents))
 
 
 def write_batch(client: redis.Redis, spec: IndexSpec, documents: Sequence[Document]) -> None:
@@ -67,12 +62,17 @@ def write_batch(client: redis.Redis, spec: IndexSpec, documents: Sequence[Docume
     commands, owners = layout.write_batch(spec, [key_of(spec, doc.id) for doc in documents], documents)
     with translate_errors(f"cannot write to index '{spec.name}'"):
         replies = transaction(client, commands)
+    _check_replies(replies, [doc.where or doc.id for doc in owners], len(documents))
+
+
+def _check_replies(replies: Sequence[Any], owners: Sequence[str], documents: int) -> None:
+    """Raise when Redis refused a command of a batch of `documents`, naming the documents (`owners`: whose each
+    command was) it refused: a JSON.SET that fails inside EXEC does not undo the others."""
     failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
-    if failed:  # as write_documents says it
-        names = sorted({owners[i].where or owners[i].id for i in failed})
-        written = len(documents) - len(names)
+    if failed:
+        names = sorted({owners[i] for i in failed})
         raise StoreError(f"Redis refused {len(names)} document(s) of a batch ({'; '.join(names[:5])}): "
-                         f"{replies[failed[0]]}; {written} other document(s) of that batch were written")
+                         f"{replies[failed[0]]}; {documents - len(names)} other document(s) of that batch were written")
 
 
 def check_persisted(client: redis.Redis, what: str = "the last writes") -> None:
@@ -353,9 +353,4 @@ def write_stored(client: redis.Redis, spec: IndexSpec, documents: Sequence[Store
         owners += [doc] * layout.write_stored(pipe, spec, key_of(spec, doc.id), doc)
     with translate_errors(f"cannot write to index '{spec.name}'"):
         replies = pipe.execute(raise_on_error=False)
-    failed = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)]
-    if failed:
-        names = sorted({owners[i].id for i in failed})
-        raise StoreError(f"Redis refused {len(names)} document(s) of a batch ({'; '.join(map(repr, names[:5]))}): "
-                         f"{replies[failed[0]]}; {len(documents) - len(names)} other document(s) of that batch "
-                         "were written")
+    _check_replies(replies, [repr(doc.id) for doc in owners], len(documents))
