@@ -422,8 +422,10 @@ def _fusion(params: dict[str, Any] | None) -> str:
 
 def _scifact_target(label: str, ndcg: float, targets: dict[str, Any]) -> tuple[str, bool]:
     if label.startswith("vector"):
-        ref, tol = targets["vector"]["reference"], targets["vector"]["tolerance"]
-        return f"{ref:.5f} +- {tol}", abs(ndcg - ref) <= tol
+        # Once a reproduction of the published score (+- tolerance); with passages on (issue 15) a floor: a
+        # document ranked by its best passage may score above the model's published one-vector figure.
+        ref = round(targets["vector"]["reference"], 3)
+        return f">= {ref} (published, one vector an abstract)", ndcg >= ref
     if label.startswith("text"):
         return f">= {targets['text']}", ndcg >= targets["text"]
     if "rrf" in label:  # the target is hybrid mode's, whose default fusion is linear: rrf set beside published RRF
