@@ -76,9 +76,14 @@ class LockHeld(VsearchError):
 class LockLost(StoreError):
     """This run's lease on the index lapsed, so another run may be writing: it stops before writing more."""
 
-    def __init__(self, name: str, held_s: float) -> None:
-        super().__init__(f"lost the write lock of index '{name}' after {held_s:.0f} s (its lease lapsed, so another "
-                         "run may hold it): stopped before writing anything more")
+    def __init__(self, name: str, held_s: float, longest_gap_s: float, ttl_s: float) -> None:
+        if longest_gap_s >= ttl_s:
+            why = (f"its lease lapsed, unrenewed for {longest_gap_s:.1f} s of its {ttl_s:g} s "
+                   "(was the process paused or starved of CPU?)")
+        else:
+            why = "it was removed or taken while renewed (a FLUSHALL, a server restarted without its data, another tool?)"
+        super().__init__(f"lost the write lock of index '{name}' after {held_s:.0f} s: {why}, so another run may "
+                         "hold it; stopped before writing anything more")
 
 
 class PruneRefused(VsearchError):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -118,6 +119,58 @@ def test_a_load_that_lost_its_lock_writes_nothing_more(cli, redis_client, index_
         slow.kill()
         redis_client.delete(f"__vsearch:lock:{index_name}")
     assert documents(redis_client, index_name) == {"d0", "d1"}
+
+
+def test_a_lease_starved_of_renewals_says_it_lapsed_and_for_how_long(redis_client, index_name) -> None:
+    """A thread that holds the GIL (a long C call, simulated by a busy loop under a 10 s switch interval) starves
+    the renewer: the lease lapses, and the run's next check says so with the gap, not just 'lost'."""
+    from vsearch.errors import LockLost
+    from vsearch.store.lock import index_lock
+
+    interval = sys.getswitchinterval()
+    with index_lock(redis_client, index_name, ttl_ms=300) as lease:
+        sys.setswitchinterval(10.0)
+        try:
+            until = time.monotonic() + 1.0
+            while time.monotonic() < until:  # no blocking call: the renewer never gets the GIL
+                pass
+        finally:
+            sys.setswitchinterval(interval)
+        with pytest.raises(LockLost) as lost:
+            lease.check()
+    message = str(lost.value)
+    gap = re.search(r"its lease lapsed, unrenewed for ([0-9.]+) s of its 0.3 s", message)
+    assert gap and float(gap.group(1)) >= 1.0, message
+
+
+def test_the_renewer_keeps_the_lease_while_every_connection_of_the_run_is_busy(vsearch_home, index_name) -> None:
+    """The renewer has a connection of its own: a run whose pool is used up (here: one connection, held) keeps its
+    lock, and a lock removed under a renewed lease is told apart from one that lapsed."""
+    import redis as redis_py
+
+    from vsearch import server
+    from vsearch.errors import LockLost
+    from vsearch.store.lock import index_lock
+
+    pool = redis_py.BlockingConnectionPool(
+        max_connections=1, timeout=0.1, connection_class=redis_py.UnixDomainSocketConnection,
+        path=str(server.ServerPaths(vsearch_home).socket), password=server.password(vsearch_home))
+    client = redis_py.Redis(connection_pool=pool, protocol=2)
+    other = server.client(vsearch_home, protocol=2)
+    try:
+        with index_lock(client, index_name, ttl_ms=600) as lease:
+            busy = pool.get_connection()  # the run's one connection, in use for 2 s (3 leases)
+            time.sleep(2.0)
+            assert other.get(f"__vsearch:lock:{index_name}") == lease.token.encode()
+            pool.release(busy)
+            lease.check()
+            other.delete(f"__vsearch:lock:{index_name}")
+            with pytest.raises(LockLost) as lost:
+                lease.check()
+        assert "removed or taken while renewed" in str(lost.value)
+    finally:
+        client.close()
+        other.close()
 
 
 # -- what may be deleted ----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def test_the_exit_codes_are_the_ones_the_readme_gives() -> None:
         (ModelError("x"), EXIT_FAILURE),
         (IndexNotFound("docs"), EXIT_USAGE),  # the command line names something that is not there
         (LockHeld("docs", 0), EXIT_LOCKED),
-        (LockLost("docs", 12.0), EXIT_FAILURE),
+        (LockLost("docs", 12.0, 11.0, 10.0), EXIT_FAILURE),
         (PruneRefused("x"), EXIT_PRUNE_REFUSED),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
@@ -63,5 +63,11 @@ def test_a_held_lock_says_whether_it_waited(waited, shown) -> None:
 
 
 def test_a_lost_lock_says_when_and_that_nothing_more_was_written() -> None:
-    assert str(LockLost("docs", 12.4)) == ("lost the write lock of index 'docs' after 12 s (its lease lapsed, so another "
-                                           "run may hold it): stopped before writing anything more")
+    assert str(LockLost("docs", 12.4, 10.6, 10.0)) == (
+        "lost the write lock of index 'docs' after 12 s: its lease lapsed, unrenewed for 10.6 s of its 10 s (was the "
+        "process paused or starved of CPU?), so another run may hold it; stopped before writing anything more")
+
+
+def test_a_lock_removed_while_renewed_says_so_rather_than_that_it_lapsed() -> None:
+    message = str(LockLost("docs", 40.0, 3.4, 10.0))
+    assert "removed or taken while renewed" in message and "lapsed" not in message
