@@ -74,7 +74,8 @@ class LockHeld(VsearchError):
 
 
 class LockLost(StoreError):
-    """This run's lease on the index lapsed, so another run may be writing: it stops before writing more."""
+    """This run's lock on the index is gone (its lease lapsed, or the key was removed), so another run may be
+    writing: it stops before writing more."""
 
     def __init__(self, name: str, held_s: float, longest_gap_s: float, ttl_s: float) -> None:
         if longest_gap_s >= ttl_s:

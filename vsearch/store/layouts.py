@@ -313,21 +313,21 @@ class JsonLayout:
         for name, value in pairs.items():
             if name in skipped:
                 continue
-            text = value.decode("utf-8", errors="replace")
             if name != distance:
                 try:
                     fields[name] = _json_value(value)  # RETURN of a JSON path gives the JSON value
                     continue
                 except ValueError:
                     pass
-            fields[name] = text
+            fields[name] = value.decode("utf-8", errors="replace")
         return fields
 
 
 def _json_value(raw: bytes) -> Any:
-    """A JSON reply parsed by orjson: a hit's whole document holds every passage vector as numbers (~70 KiB a
-    QMSum meeting), and the standard library's parser took 7 ms of it a hit, 60% of a text query's time on a
-    passage index. orjson refuses what the standard parser takes (integers past 64 bits): those fall back to it."""
+    """A JSON reply parsed by orjson: a hit's whole document holds every passage vector as numbers (~470 KiB a
+    QMSum meeting), which the standard library's parser reads ~8x slower (bench/hit_parsing.py), half of a text
+    query's time on a passage index. orjson refuses what the standard parser takes (integers past 64 bits): those
+    fall back to it."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

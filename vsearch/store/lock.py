@@ -45,7 +45,7 @@ class Lease:
         self._lock = threading.Lock()  # the renewer thread and the run both renew
 
     def renew(self, client: redis.Redis | None = None) -> bool:
-        """Extend the lease by a whole TTL; False once the token is gone (the lease lapsed)."""
+        """Extend the lease by a whole TTL (on `client`, else the run's); False once the token is gone."""
         if self.lost:
             return False
         asked = time.monotonic()
@@ -102,15 +102,20 @@ def index_lock(client: redis.Redis, name: str, wait_s: float = 0.0, ttl_ms: int 
 def _renewer_client(client: redis.Redis, ttl_ms: int) -> redis.Redis:
     """A client on the same server with its own connection pool, whose replies time out within a third of the TTL."""
     pool = client.connection_pool
-    timeout = ttl_ms / 3000
+    timeout = _renew_every_s(ttl_ms)
     kwargs = {**pool.connection_kwargs, "socket_timeout": timeout, "socket_connect_timeout": timeout}
     return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, max_connections=1,
                                                             **kwargs))
 
 
+def _renew_every_s(ttl_ms: int) -> float:
+    """A third of the lease: two renewals may fail (or time out) before it lapses."""
+    return ttl_ms / 3000
+
+
 def _keep_renewing(lease: Lease, client: redis.Redis, stop: threading.Event) -> None:
     """Renew three times a lease: a run busy embedding for longer than the TTL keeps its lock."""
-    while not stop.wait(lease.ttl_ms / 3000):
+    while not stop.wait(_renew_every_s(lease.ttl_ms)):
         try:
             if not lease.renew(client):
                 return  # lapsed: the next write's check stops the run
