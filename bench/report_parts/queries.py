@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from report_parts.common import DIM, Bench, clustered_vectors, create_raw_index, embedded_server, hset_vectors, save, say
+from report_parts.common import DIM, clustered_vectors, create_raw_index, embedded_server, hset_vectors, save, say
 
 TAGS = [f"t{i}" for i in range(10)]
 HNSW = {"M": 16, "EF_CONSTRUCTION": 200}

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.e2e.conftest import one_error_line
 from tests.unit.test_hybrid import cases
 from vsearch.filters import STOPWORDS
-from vsearch.query.hybrid import Fusion, FusionParams, fuse, hybrid_search, linear, min_max, rrf
+from vsearch.query.hybrid import Fusion, FusionParams, fuse, hybrid_search
 from vsearch.schema import Metric
 from vsearch.stems import stem_query, stems
 from vsearch.store import Hit, document_vector, get_spec
