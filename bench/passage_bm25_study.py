@@ -9,7 +9,8 @@ BM25 (top 2,000 passages), and scores fusions of the three min-max normalised li
 
 It changes nothing in the index it reads; `--drop` removes the side index and its keys.
 
-Usage: VSEARCH_HOME=DIR .venv/bin/python bench/passage_bm25_study.py NAME {qmsum|scifact} [--limit N] [--drop]
+Usage: VSEARCH_HOME=DIR .venv/bin/python bench/passage_bm25_study.py NAME {qmsum|scifact} [--split train|test]
+       [--grid] [--limit N] [--drop]
        (NAME: a passage index loaded with bench/qmsum.py's or bench/hybrid_quality.py's options)
 """
 
@@ -40,9 +41,9 @@ WEIGHTS = [(.5, .5, 0), (.6, .4, 0), (.5, .25, .25), (.4, .3, .3), (1 / 3, 1 / 3
            (.6, .2, .2), (.5, 0, .5)]  # (vector, document BM25, best-passage BM25)
 
 
-def queries_of(dataset: str, limit: int | None) -> tuple[list[dict], dict[str, dict[str, int]]]:
+def queries_of(dataset: str, split: str, limit: int | None) -> tuple[list[dict], dict[str, dict[str, int]]]:
     folder = DATA / dataset
-    qrels = qrels_of(folder, "test")
+    qrels = qrels_of(folder, split)
     with open(folder / "queries.jsonl", encoding="utf-8") as handle:
         queries = [q for q in map(json.loads, handle) if q["_id"] in qrels]
     if limit is not None and limit < len(queries):
@@ -96,6 +97,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
     parser.add_argument("dataset", choices=["qmsum", "scifact"])
+    parser.add_argument("--split", default="test", help="qrels split (SciFact has train and test, QMSum test)")
+    parser.add_argument("--grid", action="store_true", help="vector weight .3-.7 by .1 x passage share of the text "
+                        "side 0-1 by .25, instead of the fixed list")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--drop", action="store_true")
     args = parser.parse_args()
@@ -109,7 +113,7 @@ def main() -> None:
     if side.encode() not in client.execute_command("FT._LIST"):
         print(f"side index: {build_side_index(client, spec, side):,} passages", flush=True)
     field = next(v for v in spec.vectors if v.passages is not None)
-    queries, qrels = queries_of(args.dataset, args.limit)
+    queries, qrels = queries_of(args.dataset, args.split, args.limit)
     vectors = embed_texts(client, field, settings, QueryRequest(), [q["text"] for q in queries])
     rows = []
     for query, vector in zip(queries, vectors):
@@ -117,8 +121,11 @@ def main() -> None:
                                             return_fields=[])
         rows.append((query["_id"], [(h.id, h.score) for h in vector_hits], [(h.id, h.score) for h in text_hits],
                      best_passages(client, side, query["text"])))
-    print(f"{args.dataset}: {len(rows)} test queries, nDCG@10 by weights (vector, document BM25, passage BM25)")
-    for weights in WEIGHTS:
+    weights_tried = WEIGHTS if not args.grid else [
+        (v / 10, round((1 - v / 10) * (1 - share / 4), 4), round((1 - v / 10) * share / 4, 4))
+        for v in range(3, 8) for share in range(5)]
+    print(f"{args.dataset}: {len(rows)} {args.split} queries, nDCG@10 by weights (vector, document BM25, passage BM25)")
+    for weights in weights_tried:
         ranked = {qid: fused(lists, weights) for qid, *lists in rows}
         m = metrics(ranked, {q: qrels[q] for q in ranked})
         print(f"  {'/'.join(f'{w:.2f}' for w in weights)}  nDCG@10 {m['nDCG@10']:.4f}  R@10 {m['Recall@10']:.3f}",
