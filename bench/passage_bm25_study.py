@@ -34,7 +34,9 @@ from vsearch.query.hybrid import FusionParams, candidates, min_max  # noqa: E402
 from vsearch.query.request import QueryRequest  # noqa: E402
 from vsearch.query.vectors import embed_texts  # noqa: E402
 from vsearch.stems import STEMS_FIELD, stem_query, stemmed_text  # noqa: E402
-from vsearch.store.documents import scan_ids  # noqa: E402
+from vsearch.schema import IndexSpec, VectorField  # noqa: E402
+from vsearch.store.documents import read_passages, scan_ids  # noqa: E402
+from vsearch.texts import join_texts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 WEIGHTS = [(.5, .5, 0), (.6, .4, 0), (.5, .25, .25), (.4, .3, .3), (1 / 3, 1 / 3, 1 / 3), (.4, .2, .4), (.5, .2, .3),
@@ -51,20 +53,19 @@ def queries_of(dataset: str, split: str, limit: int | None) -> tuple[list[dict],
     return queries, qrels
 
 
-def build_side_index(client: store.Client, spec, side: str) -> int:
+def build_side_index(client: store.Client, spec: IndexSpec, field: VectorField, side: str) -> int:
     """One HASH a passage: its stems and its document's id; the side index over them (made after the keys)."""
-    field = next(v for v in spec.vectors if v.passages is not None)
-    pipe, count = client.pipeline(transaction=False), 0
-    for doc in scan_ids(client, spec):
-        body = json.loads(client.execute_command("JSON.GET", spec.prefix + doc, "$"))[0]
-        meta = body["__vsearch_passages"][field.name]
-        text = " ".join(str(body.get(name, "")) for name in meta["fields"])  # as fields.joined_text joins them
-        for i, (start, end) in enumerate(meta["spans"]):
-            pipe.hset(f"{side}:{doc}:{i}", mapping={STEMS_FIELD: stemmed_text([text[start:end]]), "parent": doc})
-            count += 1
-        if len(pipe) > 2000:
-            pipe.execute()
-    pipe.execute()
+    pipe, count, ids = client.pipeline(transaction=False), 0, list(scan_ids(client, spec))
+    for first in range(0, len(ids), 100):
+        batch = ids[first:first + 100]
+        for doc, passages in zip(batch, read_passages(client, spec, batch, field)):
+            if passages is None:
+                continue
+            text = join_texts(passages.texts)  # the text the spans point into
+            for i, (start, end) in enumerate(passages.spans):
+                pipe.hset(f"{side}:{doc}:{i}", mapping={STEMS_FIELD: stemmed_text([text[start:end]]), "parent": doc})
+                count += 1
+        pipe.execute()
     client.execute_command("FT.CREATE", side, "ON", "HASH", "PREFIX", 1, f"{side}:", "STOPWORDS", 0, "SCHEMA",
                            STEMS_FIELD, "TEXT", "NOSTEM", "parent", "TAG")
     while dict(zip(*[iter(client.execute_command("FT.INFO", side))] * 2))[b"percent_indexed"] != b"1":
@@ -110,9 +111,9 @@ def main() -> None:
     if args.drop:
         client.execute_command("FT.DROPINDEX", side, "DD")
         return
-    if side.encode() not in client.execute_command("FT._LIST"):
-        print(f"side index: {build_side_index(client, spec, side):,} passages", flush=True)
     field = next(v for v in spec.vectors if v.passages is not None)
+    if side.encode() not in client.execute_command("FT._LIST"):
+        print(f"side index: {build_side_index(client, spec, field, side):,} passages", flush=True)
     queries, qrels = queries_of(args.dataset, args.split, args.limit)
     vectors = embed_texts(client, field, settings, QueryRequest(), [q["text"] for q in queries])
     rows = []
